@@ -1,0 +1,803 @@
+/*
+ * The XML stream parser: libxml2's SAX2 push parser turned into stream
+ * events (stream open, one stanza tree per depth-1 element, stream close,
+ * at most one error).
+ *
+ *  - Input reaches xmlParseChunk() in slices of at most FEED_SLICE bytes, so
+ *    the stanza size limit is checked at least once per slice and libxml2
+ *    never holds much more than one stanza, whatever the caller feeds.
+ *  - The SAX callbacks build each depth-1 element directly with the private
+ *    constructors of stanza.h. Character data collects in one reused buffer
+ *    and becomes a single text node when the next tag arrives.
+ *  - Stream restarts (RFC 6120 §5.3.7, §6.4.6) are requested from inside a
+ *    callback, where libxml2's context cannot be reset. We remember the
+ *    stream offset just past the element, stop libxml2 (xmlStopParser), and
+ *    once xmlParseChunk() has returned we reset the same context and feed it
+ *    the bytes from that offset on.
+ *  - XMPP is UTF-8 only (RFC 6120 §11.6). The encoding declaration is
+ *    ignored and no converter is ever installed, so the stream offset of the
+ *    parse position is simply input->consumed + (input->cur - input->base).
+ *    Malformed UTF-8 is a libxml2 fatal error: "not-well-formed".
+ *  - Restricted XML (RFC 6120 §11.1): a DOCTYPE (reported before its
+ *    internal subset is read, so no entity is ever declared), entity
+ *    declarations, processing instructions and comments stop the parser with
+ *    UVX_ERESTRICTED "restricted-xml". Undeclared entity references are a
+ *    libxml2 fatal error: UVX_EPARSE "not-well-formed".
+ *
+ * Tree naming rules: an element keeps its local name and the namespace URI
+ * libxml2 resolved (NULL for none). Attribute names are as written
+ * ("type", "xml:lang", "foo:bar"). Namespace declarations are not
+ * attributes, except that an element with a prefixed attribute (other than
+ * xml:) also gets "xmlns:prefix" with that prefix's URI, so the tree
+ * serializes back to the same names.
+ */
+#include "parser.h"
+
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/xmlerror.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "stanza.h"
+
+/* The largest piece of input libxml2 gets at once. */
+#define FEED_SLICE (64 * 1024)
+/* Scratch buffers that grew beyond this are released after use, so one big
+ * stanza does not pin its size in every idle connection. */
+#define SCRATCH_KEEP (16 * 1024)
+/* Never XML_PARSE_NOENT, DTDLOAD or HUGE. IGNORE_ENC: see above. */
+#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_IGNORE_ENC)
+/* Entries of the name length cache: 1 << NAME_CACHE_BITS. */
+#define NAME_CACHE_BITS 5
+#define NAME_CACHE (1 << NAME_CACHE_BITS)
+
+#define COND_PARSE "not-well-formed"
+#define COND_RESTRICTED "restricted-xml"
+#define COND_POLICY "policy-violation"
+#define COND_MEMORY "resource-constraint"
+
+struct uvx_parser {
+    xmlParserCtxtPtr ctxt;
+    uvx_parser_callbacks_t cb;
+    void *ud;
+    size_t max_stanza_size;
+    unsigned max_depth;
+
+    unsigned depth;       /* elements open in the current stream */
+    uvx_stanza_t *stanza; /* the depth-1 element being built, or NULL */
+    uvx_stanza_t *cur;    /* its innermost open element */
+    buf_t text;           /* character data not yet added to `cur` */
+    buf_t name_buf;       /* scratch: "prefix:local" attribute names */
+    buf_t value_buf;      /* scratch: attribute values with '&' restored */
+    buf_t carry;          /* input of the next stream that only libxml2 held */
+
+    /* Offsets in the current stream's bytes. */
+    size_t fed;         /* given to libxml2 so far */
+    size_t slice_start; /* where the slice being parsed begins */
+    size_t mark;        /* where the top-level element being received began */
+    size_t event_end;   /* just past the markup of the event being reported */
+
+    int err;                     /* the error reported, or 0 */
+    unsigned char halted;        /* ignore SAX events until xmlParseChunk() returns */
+    unsigned char stopped;       /* uvx_parser_stop() */
+    unsigned char in_feed;       /* inside uvx_parser_feed() */
+    unsigned char reset_pending; /* uvx_parser_reset() during a feed */
+    unsigned char quiet_open;    /* parser_prime(): no stream_open event */
+    unsigned char free_pending;  /* uvx_parser_free() during a feed */
+
+    /* Lengths of recently seen names and namespace URIs. libxml2 hands
+     * them over interned in its dictionary, which lives as long as the
+     * context: a pointer identifies its string for good. */
+    struct {
+        const xmlChar *name;
+        size_t len;
+    } name_len[NAME_CACHE];
+};
+
+/* ---- Small helpers ------------------------------------------------------ */
+
+/* Stream offset of libxml2's parse position (valid: no encoding converter). */
+static size_t parsed_offset(const uvx_parser_t *p)
+{
+    const xmlParserInput *in = p->ctxt->input;
+    return (size_t)in->consumed + (size_t)(in->cur - in->base);
+}
+
+/* strlen() of a string from libxml2's dictionary, remembered by address. */
+static size_t dict_strlen(uvx_parser_t *p, const xmlChar *name)
+{
+    /* Fibonacci hashing: interned names sit next to each other in memory. */
+    size_t slot =
+        (size_t)(((uint64_t)(uintptr_t)name * 0x9E3779B97F4A7C15u) >> (64 - NAME_CACHE_BITS));
+    if (p->name_len[slot].name != name) {
+        p->name_len[slot].name = name;
+        p->name_len[slot].len = strlen((const char *)name);
+    }
+    return p->name_len[slot].len;
+}
+
+static void trim_scratch(buf_t *b)
+{
+    if (b->cap > SCRATCH_KEEP)
+        buf_free(b);
+    else
+        buf_reset(b);
+}
+
+static void drop_partial_stanza(uvx_parser_t *p)
+{
+    uvx_stanza_unref(p->stanza);
+    p->stanza = p->cur = NULL;
+    trim_scratch(&p->text);
+}
+
+/* Reports the stream's one error and ignores everything after it. */
+static void fail(uvx_parser_t *p, int err, const char *condition)
+{
+    if (p->err != 0 || p->stopped)
+        return;
+    p->err = err;
+    p->halted = 1;
+    drop_partial_stanza(p);
+    if (p->cb.error != NULL)
+        p->cb.error(p->ud, err, condition);
+}
+
+/* fail() from a SAX callback after which libxml2 may be stopped at once. */
+static void fail_and_stop(uvx_parser_t *p, int err, const char *condition)
+{
+    fail(p, err, condition);
+    xmlStopParser(p->ctxt);
+}
+
+/* ---- Restarting the stream ------------------------------------------------ */
+
+/* A reset was requested from an event callback: the next stream begins at
+ * event_end. Bytes from there up to slice_start came with earlier slices and
+ * exist only in libxml2's input buffer, which xmlStopParser() frees: keep
+ * them to feed again. */
+static void keep_buffered_input(uvx_parser_t *p)
+{
+    if (p->event_end >= p->slice_start)
+        return;
+    const xmlParserInput *in = p->ctxt->input;
+    size_t here = parsed_offset(p);
+    size_t n = p->slice_start - p->event_end;
+    const char *from = (const char *)in->cur + (p->event_end - here);
+    if (p->event_end < here || n > (size_t)((const char *)in->end - from) ||
+        buf_append(&p->carry, from, n) != 0) {
+        p->reset_pending = 0;
+        fail(p, UVX_ENOMEM, COND_MEMORY);
+    }
+}
+
+/* Runs after an event callback, from a SAX callback where libxml2 tolerates
+ * being stopped: acts on a reset or stop the callback asked for. */
+static void after_event(uvx_parser_t *p)
+{
+    if (p->reset_pending && p->err == 0)
+        keep_buffered_input(p);
+    if (p->halted)
+        xmlStopParser(p->ctxt);
+}
+
+/* Starts a new stream on the same libxml2 context. */
+static int restart(uvx_parser_t *p)
+{
+    drop_partial_stanza(p);
+    p->depth = 0;
+    p->fed = p->slice_start = p->mark = p->event_end = 0;
+    p->err = 0;
+    p->halted = p->stopped = p->reset_pending = p->quiet_open = 0;
+    if (xmlCtxtResetPush(p->ctxt, NULL, 0, NULL, NULL) != 0) {
+        p->err = UVX_ENOMEM;
+        p->halted = 1;
+        return UVX_ENOMEM;
+    }
+    xmlCtxtUseOptions(p->ctxt, PARSE_OPTIONS);
+    /* Make sure no namespace binding of the old stream survives, and that
+     * lookahead starts as in a new context (xmlCtxtReset() leaves
+     * `progressive` set). */
+    p->ctxt->nsNr = 0;
+    p->ctxt->progressive = 0;
+    return 0;
+}
+
+/* ---- Building elements ---------------------------------------------------- */
+
+static int is_xml_prefix(const char *prefix)
+{
+    return prefix[0] == 'x' && prefix[1] == 'm' && prefix[2] == 'l' && prefix[3] == '\0';
+}
+
+/* Without entity replacement libxml2 hands over a '&' in an attribute value
+ * as "&#38;" (for later reparsing by its tree builder); every other
+ * reference arrives decoded, and a literal '&' cannot occur. Undo that. */
+static int push_attr(uvx_parser_t *p, uvx_stanza_t *el, const char *name, size_t name_len,
+                     const char *value, size_t value_len)
+{
+    if (memchr(value, '&', value_len) == NULL)
+        return stanza_push_attr(el, name, name_len, value, value_len);
+    buf_t *v = &p->value_buf;
+    buf_reset(v);
+    int rc = buf_reserve(v, value_len);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < value_len; i++) {
+        v->data[v->len++] = value[i];
+        if (value[i] == '&' && value_len - i >= 5 && memcmp(value + i, "&#38;", 5) == 0)
+            i += 4;
+    }
+    v->data[v->len] = '\0';
+    rc = stanza_push_attr(el, name, name_len, v->data, v->len);
+    trim_scratch(v);
+    return rc;
+}
+
+static int has_attr(const uvx_stanza_t *el, const char *name, size_t name_len)
+{
+    for (int i = 0; i < el->nattrs; i++)
+        if (strncmp(el->attrs[i].name, name, name_len) == 0 && el->attrs[i].name[name_len] == '\0')
+            return 1;
+    return 0;
+}
+
+/* Adds "xmlns:prefix" = uri to `el` unless it is there already. */
+static int declare_prefix(uvx_parser_t *p, uvx_stanza_t *el, const xmlChar *prefix,
+                          const xmlChar *uri)
+{
+    buf_t *n = &p->name_buf;
+    buf_reset(n);
+    int rc = buf_append(n, "xmlns:", 6);
+    if (rc == 0)
+        rc = buf_append(n, (const char *)prefix, dict_strlen(p, prefix));
+    if (rc == 0 && !has_attr(el, n->data, n->len))
+        rc = stanza_push_attr(el, n->data, n->len, (const char *)uri, dict_strlen(p, uri));
+    return rc;
+}
+
+/* "prefix:local" in the name scratch buffer. */
+static int join_qname(uvx_parser_t *p, const xmlChar *prefix, const xmlChar *local)
+{
+    size_t plen = dict_strlen(p, prefix), llen = dict_strlen(p, local);
+    buf_t *n = &p->name_buf;
+    buf_reset(n);
+    int rc = buf_reserve(n, plen + 1 + llen);
+    if (rc != 0)
+        return rc;
+    memcpy(n->data, prefix, plen);
+    n->data[plen] = ':';
+    memcpy(n->data + plen + 1, local, llen);
+    n->len = plen + 1 + llen;
+    n->data[n->len] = '\0';
+    return 0;
+}
+
+static int push_prefixed_attr(uvx_parser_t *p, uvx_stanza_t *el, const xmlChar *prefix,
+                              const xmlChar *local, const xmlChar *uri, const char *value,
+                              size_t value_len)
+{
+    int rc = 0;
+    if (!is_xml_prefix((const char *)prefix) && uri != NULL)
+        rc = declare_prefix(p, el, prefix, uri);
+    if (rc == 0)
+        rc = join_qname(p, prefix, local);
+    if (rc == 0)
+        rc = push_attr(p, el, p->name_buf.data, p->name_buf.len, value, value_len);
+    trim_scratch(&p->name_buf);
+    return rc;
+}
+
+/* An element from a SAX2 start tag. `attrs` holds nb_attrs groups of
+ * (localname, prefix, URI, value, value end). */
+static uvx_stanza_t *new_element(uvx_parser_t *p, const xmlChar *localname, const xmlChar *uri,
+                                 int nb_attrs, const xmlChar **attrs)
+{
+    int slots = nb_attrs;
+    for (int i = 0; i < nb_attrs; i++) {
+        const xmlChar *prefix = attrs[5 * i + 1];
+        if (prefix != NULL && !is_xml_prefix((const char *)prefix))
+            slots++; /* room for its xmlns:prefix */
+    }
+    uvx_stanza_t *el = stanza_new_element((const char *)localname, dict_strlen(p, localname),
+                                          (const char *)uri, uri ? dict_strlen(p, uri) : 0, slots);
+    if (el == NULL)
+        return NULL;
+    for (int i = 0; i < nb_attrs; i++, attrs += 5) {
+        const char *value = (const char *)attrs[3];
+        size_t value_len = (size_t)(attrs[4] - attrs[3]);
+        int rc;
+        if (attrs[1] == NULL)
+            rc = push_attr(p, el, (const char *)attrs[0], dict_strlen(p, attrs[0]), value,
+                           value_len);
+        else
+            rc = push_prefixed_attr(p, el, attrs[1], attrs[0], attrs[2], value, value_len);
+        if (rc != 0) {
+            uvx_stanza_unref(el);
+            return NULL;
+        }
+    }
+    return el;
+}
+
+/* Turns the collected character data into a text child of `cur`. */
+static int flush_text(uvx_parser_t *p)
+{
+    if (p->text.len == 0)
+        return 0;
+    int rc = stanza_append_text(p->cur, p->text.data, p->text.len);
+    trim_scratch(&p->text);
+    return rc;
+}
+
+static int stanza_too_big(const uvx_parser_t *p, size_t offset)
+{
+    return offset - p->mark > p->max_stanza_size;
+}
+
+/* ---- SAX callbacks -------------------------------------------------------- */
+
+static void open_stream(uvx_parser_t *p, const xmlChar *localname, const xmlChar *uri, int nb_attrs,
+                        const xmlChar **attrs)
+{
+    /* libxml2 reports the start tag with its position on the closing '>'
+     * or "/>": the next stream, after a restart, begins past it. */
+    const xmlChar *c = p->ctxt->input->cur;
+    size_t tag_rest = c[0] == '>' ? 1 : (c[0] == '/' && c[1] == '>') ? 2 : 0;
+    p->event_end = parsed_offset(p) + tag_rest;
+    if (stanza_too_big(p, p->event_end)) {
+        fail_and_stop(p, UVX_ETOOBIG, COND_POLICY);
+        return;
+    }
+    p->mark = p->event_end;
+    if (p->quiet_open) {
+        p->quiet_open = 0;
+        return;
+    }
+    if (p->cb.stream_open == NULL)
+        return;
+    uvx_stanza_t *root = new_element(p, localname, uri, nb_attrs, attrs);
+    if (root == NULL) {
+        fail_and_stop(p, UVX_ENOMEM, COND_MEMORY);
+        return;
+    }
+    p->cb.stream_open(p->ud, root);
+    uvx_stanza_unref(root);
+    after_event(p);
+}
+
+static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
+                     int nb_ns, const xmlChar **namespaces, int nb_attrs, int nb_defaulted,
+                     const xmlChar **attrs)
+{
+    uvx_parser_t *p = ctx;
+    (void)prefix, (void)nb_ns, (void)namespaces, (void)nb_defaulted;
+    if (p->halted) {
+        xmlStopParser(p->ctxt);
+        return;
+    }
+    unsigned depth = p->depth++;
+    if (depth >= p->max_depth) {
+        fail_and_stop(p, UVX_ETOODEEP, COND_POLICY);
+        return;
+    }
+    if (depth == 0) {
+        open_stream(p, localname, uri, nb_attrs, attrs);
+        return;
+    }
+    if (stanza_too_big(p, parsed_offset(p))) {
+        fail_and_stop(p, UVX_ETOOBIG, COND_POLICY);
+        return;
+    }
+    if (depth > 1 && flush_text(p) != 0) {
+        fail_and_stop(p, UVX_ENOMEM, COND_MEMORY);
+        return;
+    }
+    uvx_stanza_t *el = new_element(p, localname, uri, nb_attrs, attrs);
+    if (el == NULL) {
+        fail_and_stop(p, UVX_ENOMEM, COND_MEMORY);
+        return;
+    }
+    if (depth == 1)
+        p->stanza = el;
+    else
+        stanza_append_child(p->cur, el);
+    p->cur = el;
+}
+
+static void close_stream(uvx_parser_t *p)
+{
+    p->event_end = p->mark = parsed_offset(p);
+    if (p->cb.stream_close != NULL)
+        p->cb.stream_close(p->ud);
+    after_event(p);
+}
+
+static void end_stanza(uvx_parser_t *p)
+{
+    uvx_stanza_t *s = p->stanza;
+    p->stanza = p->cur = NULL;
+    if (s == NULL)
+        return;
+    p->event_end = parsed_offset(p);
+    if (stanza_too_big(p, p->event_end)) {
+        uvx_stanza_unref(s);
+        fail_and_stop(p, UVX_ETOOBIG, COND_POLICY);
+        return;
+    }
+    p->mark = p->event_end;
+    if (p->cb.stanza != NULL)
+        p->cb.stanza(p->ud, s);
+    uvx_stanza_unref(s);
+    after_event(p);
+}
+
+static void on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
+{
+    uvx_parser_t *p = ctx;
+    (void)localname, (void)prefix, (void)uri;
+    if (p->halted) {
+        xmlStopParser(p->ctxt);
+        return;
+    }
+    unsigned depth = --p->depth;
+    if (depth == 0) {
+        close_stream(p);
+        return;
+    }
+    if (flush_text(p) != 0) {
+        fail_and_stop(p, UVX_ENOMEM, COND_MEMORY);
+        return;
+    }
+    if (depth == 1)
+        end_stanza(p);
+    else
+        p->cur = p->cur->parent;
+}
+
+/* Character data and white space alike. libxml2 does not cope with being
+ * stopped from here, so errors only halt (see fail()). */
+static void on_text(void *ctx, const xmlChar *text, int len)
+{
+    uvx_parser_t *p = ctx;
+    if (p->halted)
+        return;
+    if (p->depth >= 2) {
+        /* Text is never longer than its markup, so this cap holds it within
+         * the stanza limit; the stanza itself is measured at each tag, at
+         * its end and after every slice. */
+        if (p->text.len + (size_t)len > p->max_stanza_size) {
+            fail(p, UVX_ETOOBIG, COND_POLICY);
+            return;
+        }
+        buf_t *t = &p->text;
+        if (t->cap - t->len > (size_t)len) { /* the common case, inline */
+            memcpy(t->data + t->len, text, (size_t)len);
+            t->len += (size_t)len;
+            t->data[t->len] = '\0';
+        } else if (buf_append(t, (const char *)text, (size_t)len) != 0) {
+            fail(p, UVX_ENOMEM, COND_MEMORY);
+        }
+    } else if (p->depth == 1) {
+        /* White space between stanzas (keepalives) is not part of the next
+         * one; text at this level is dropped. */
+        p->mark = parsed_offset(p);
+    }
+}
+
+/* 1 if s[0..len) is UTF-8 without overlong forms, surrogates or values
+ * past U+10FFFF. */
+static int strict_utf8(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i], cp, min;
+        size_t n;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0)
+            n = 2, cp = c & 0x1F, min = 0x80;
+        else if ((c & 0xF0) == 0xE0)
+            n = 3, cp = c & 0x0F, min = 0x800;
+        else if ((c & 0xF8) == 0xF0)
+            n = 4, cp = c & 0x07, min = 0x10000;
+        else
+            return 0;
+        if (len - i < n)
+            return 0;
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+/* CDATA sections: libxml2 2.9's push parser checks their UTF-8 only by the
+ * decoded value, so overlong forms (C0 A4 for '$') would reach the tree and
+ * make our own output unparseable. Check them properly. */
+static void on_cdata(void *ctx, const xmlChar *text, int len)
+{
+    uvx_parser_t *p = ctx;
+    if (p->halted)
+        return;
+    if (!strict_utf8(text, (size_t)len))
+        fail(p, UVX_EPARSE, COND_PARSE);
+    else
+        on_text(ctx, text, len);
+}
+
+static void restricted(void *ctx)
+{
+    uvx_parser_t *p = ctx;
+    if (p->halted)
+        xmlStopParser(p->ctxt);
+    else
+        fail_and_stop(p, UVX_ERESTRICTED, COND_RESTRICTED);
+}
+
+static void on_subset(void *ctx, const xmlChar *name, const xmlChar *external_id,
+                      const xmlChar *system_id)
+{
+    (void)name, (void)external_id, (void)system_id;
+    restricted(ctx);
+}
+
+static void on_entity_decl(void *ctx, const xmlChar *name, int type, const xmlChar *public_id,
+                           const xmlChar *system_id, xmlChar *content)
+{
+    (void)name, (void)type, (void)public_id, (void)system_id, (void)content;
+    restricted(ctx);
+}
+
+static void on_pi(void *ctx, const xmlChar *target, const xmlChar *data)
+{
+    (void)target, (void)data;
+    restricted(ctx);
+}
+
+static void on_comment(void *ctx, const xmlChar *value)
+{
+    (void)value;
+    restricted(ctx);
+}
+
+/* Every libxml2 diagnostic for this context lands here (nothing reaches
+ * stderr). Warnings are harmless; errors include namespace errors, which
+ * libxml2 would let pass. */
+static void on_xml_error(void *ctx, xmlErrorPtr e)
+{
+    uvx_parser_t *p = ctx;
+    if (e == NULL || e->level < XML_ERR_ERROR || p->halted)
+        return;
+    if (e->code == XML_ERR_NO_MEMORY)
+        fail(p, UVX_ENOMEM, COND_MEMORY);
+    else
+        fail(p, UVX_EPARSE, COND_PARSE);
+}
+
+/* The legacy printf-style channels, in case libxml2 uses them anyway. */
+static void on_xml_message(void *ctx, const char *msg, ...)
+{
+    (void)ctx, (void)msg;
+}
+
+/* ---- Feeding -------------------------------------------------------------- */
+
+/* 1 if all input libxml2 holds unparsed is white space. It keeps short runs
+ * of it (until a '<' shows they are not the start of longer text), and
+ * whitespace keepalives between stanzas must not count toward the next. */
+static int only_space_pending(const uvx_parser_t *p)
+{
+    const xmlParserInput *in = p->ctxt->input;
+    for (const xmlChar *c = in->cur; c < in->end; c++)
+        if (*c != ' ' && *c != '\n' && *c != '\r' && *c != '\t')
+            return 0;
+    return 1;
+}
+
+/* Gives data[0..len) to libxml2 in slices. Returns how many of the bytes
+ * belong to the current stream: all of them, or on a restart those before
+ * the restart point. */
+static size_t push_slices(uvx_parser_t *p, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        size_t n = len - off < FEED_SLICE ? len - off : FEED_SLICE;
+        p->slice_start = p->fed;
+        p->fed += n;
+        int rc = xmlParseChunk(p->ctxt, data + off, (int)n, 0);
+        if (p->reset_pending && p->err == 0)
+            return off + (p->event_end > p->slice_start ? p->event_end - p->slice_start : 0);
+        if (p->halted)
+            return len;
+        if (rc != 0) {
+            fail(p, UVX_EPARSE, COND_PARSE);
+            return len;
+        }
+        if (p->depth == 1 && only_space_pending(p))
+            p->mark = p->fed;
+        /* Counts what libxml2 buffers unparsed too (e.g. a huge start tag). */
+        if (stanza_too_big(p, p->fed)) {
+            fail(p, UVX_ETOOBIG, COND_POLICY);
+            return len;
+        }
+        off += n;
+    }
+    return len;
+}
+
+/* Feeds `data`, preceded by any carried-over input, through restarts. */
+static int run(uvx_parser_t *p, const char *data, size_t len)
+{
+    for (;;) {
+        if (p->stopped) {
+            buf_free(&p->carry);
+            return p->err;
+        }
+        if (p->carry.len > 0) {
+            buf_t c = p->carry;
+            p->carry = (buf_t)BUF_INIT;
+            size_t used = push_slices(p, c.data, c.len);
+            if (p->reset_pending && p->err == 0 &&
+                buf_append(&p->carry, c.data + used, c.len - used) != 0) {
+                p->reset_pending = 0;
+                fail(p, UVX_ENOMEM, COND_MEMORY);
+            }
+            buf_free(&c);
+        } else if (len > 0) {
+            size_t used = push_slices(p, data, len);
+            data += used;
+            len -= used;
+        } else {
+            return p->err;
+        }
+        if (p->reset_pending && !p->stopped) {
+            /* A reset from the error callback drops the rest of the input:
+             * its position is unknown and it is likely garbage anyway. */
+            int err = p->err;
+            if (err != 0)
+                buf_free(&p->carry);
+            if (restart(p) != 0) {
+                buf_free(&p->carry);
+                return UVX_ENOMEM;
+            }
+            if (err != 0)
+                return err;
+            continue;
+        }
+        if (p->err != 0) {
+            buf_free(&p->carry);
+            return p->err;
+        }
+    }
+}
+
+/* ---- Public API ----------------------------------------------------------- */
+
+uvx_parser_t *uvx_parser_new(const uvx_parser_callbacks_t *cb, void *ud,
+                             const uvx_parser_limits_t *limits)
+{
+    uvx_parser_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    if (cb != NULL)
+        p->cb = *cb;
+    p->ud = ud;
+    p->max_stanza_size = UVX_DEFAULT_MAX_STANZA_SIZE;
+    p->max_depth = UVX_DEFAULT_MAX_DEPTH;
+    if (limits != NULL && limits->max_stanza_size != 0)
+        p->max_stanza_size = limits->max_stanza_size;
+    if (limits != NULL && limits->max_depth != 0)
+        p->max_depth = limits->max_depth;
+
+    xmlSAXHandler sax;
+    memset(&sax, 0, sizeof(sax));
+    sax.initialized = XML_SAX2_MAGIC;
+    sax.startElementNs = on_start;
+    sax.endElementNs = on_end;
+    sax.characters = on_text;
+    sax.ignorableWhitespace = on_text;
+    sax.cdataBlock = on_cdata;
+    sax.internalSubset = on_subset;
+    sax.externalSubset = on_subset;
+    sax.entityDecl = on_entity_decl;
+    sax.processingInstruction = on_pi;
+    sax.comment = on_comment;
+    sax.serror = on_xml_error;
+    sax.warning = on_xml_message;
+    sax.error = on_xml_message;
+    sax.fatalError = on_xml_message;
+
+    xmlInitParser();
+    p->ctxt = xmlCreatePushParserCtxt(&sax, p, NULL, 0, NULL);
+    /* Starting with a reset gives the first stream exactly the state of a
+     * restarted one (e.g. UTF-8 assumed, no guessing from the first bytes). */
+    if (p->ctxt == NULL || restart(p) != 0) {
+        uvx_parser_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void uvx_parser_free(uvx_parser_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->in_feed) {
+        /* Against the rules, but better late than a use after free. */
+        p->free_pending = p->stopped = p->halted = 1;
+        return;
+    }
+    uvx_stanza_unref(p->stanza);
+    if (p->ctxt != NULL)
+        xmlFreeParserCtxt(p->ctxt);
+    buf_free(&p->text);
+    buf_free(&p->name_buf);
+    buf_free(&p->value_buf);
+    buf_free(&p->carry);
+    free(p);
+}
+
+int uvx_parser_feed(uvx_parser_t *p, const char *buf, size_t len)
+{
+    if (p == NULL || (buf == NULL && len > 0))
+        return UVX_EINVAL;
+    if (p->in_feed)
+        return UVX_ESTATE;
+    if (p->stopped)
+        return UVX_ECLOSED;
+    if (p->err != 0)
+        return p->err;
+    p->in_feed = 1;
+    int rc = run(p, buf, len);
+    p->in_feed = 0;
+    if (p->free_pending) {
+        uvx_parser_free(p);
+        return UVX_ECLOSED;
+    }
+    return rc;
+}
+
+void uvx_parser_stop(uvx_parser_t *p)
+{
+    if (p != NULL)
+        p->stopped = p->halted = 1;
+}
+
+int uvx_parser_reset(uvx_parser_t *p)
+{
+    if (p == NULL)
+        return UVX_EINVAL;
+    if (p->in_feed) {
+        /* Deferred: see keep_buffered_input() and run(). */
+        p->reset_pending = p->halted = 1;
+        return 0;
+    }
+    buf_free(&p->carry);
+    return restart(p);
+}
+
+int parser_prime(uvx_parser_t *p, const char *open_tag, size_t len)
+{
+    if (p == NULL || open_tag == NULL || p->in_feed)
+        return UVX_EINVAL;
+    int rc = uvx_parser_reset(p);
+    if (rc != 0)
+        return rc;
+    p->quiet_open = 1;
+    rc = uvx_parser_feed(p, open_tag, len);
+    p->quiet_open = 0;
+    if (rc == 0 && p->depth != 1)
+        rc = UVX_EINVAL;
+    return rc;
+}
