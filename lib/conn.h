@@ -1,0 +1,196 @@
+/*
+ * Private: the context and connection structs shared by lib/ and the
+ * transports, and the entry points the transports call back into.
+ */
+#ifndef UVX_CONN_H
+#define UVX_CONN_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "sasl.h"
+#include "transport.h"
+#include "uvxmpp.h"
+
+#define CTX_READ_BUF_SIZE 65536
+
+typedef struct ctx_plugin {
+    uvx_plugin_t def;
+    struct ctx_plugin *next;
+} ctx_plugin_t;
+
+struct uvx_ctx {
+    uv_loop_t *loop;
+    unsigned nconns;         /* connections not yet freed */
+    int hooks_open;          /* prepare/check initialised (while nconns > 0) */
+    int hooks_closing;       /* of them, how many are still closing */
+    uv_prepare_t prepare;    /* flushes queues before the loop blocks */
+    uv_check_t check;        /* flushes what I/O callbacks queued */
+    uvx_conn_t *dirty;       /* connections with bytes to flush */
+    ctx_plugin_t *plugins;
+    int read_busy;           /* the shared read buffer is lent out */
+    char read_buf[CTX_READ_BUF_SIZE];
+};
+
+/* Where the negotiation stands (finer than the public status). */
+typedef enum conn_state {
+    ST_IDLE,          /* never connected, or reset */
+    ST_CONNECTING,    /* transport connecting */
+    ST_STREAM,        /* stream header sent, waiting for features */
+    ST_SASL,          /* <auth/> sent, exchanging challenges */
+    ST_LEGACY_AUTH,   /* XEP-0078 exchange */
+    ST_BIND_WAIT,     /* BINDREQUIRED reported, waiting for uvx_bind() */
+    ST_BINDING,       /* bind iq sent */
+    ST_SESSION,       /* session iq sent */
+    ST_CONNECTED,
+    ST_DISCONNECTING, /* our stream close sent, waiting for the server's */
+    ST_CLOSING,       /* transport handles closing */
+    ST_DISCONNECTED,
+} conn_state_t;
+
+typedef struct handler_table handler_table_t;
+typedef struct conn_plugin_data {
+    const ctx_plugin_t *plugin;
+    void *data;
+} conn_plugin_data_t;
+
+struct uvx_conn {
+    uvx_ctx_t *ctx;
+    void *user_data;
+    const transport_vtable_t *tp;
+    void *transport;
+
+    /* service */
+    char *service;
+    char *host;
+    int port;
+
+    /* options */
+    char *bind_address;
+    unsigned connect_timeout_ms;
+    int allow_plain;
+    char **mechanisms; /* NULL-terminated copy or NULL */
+    int explicit_binding;
+    uvx_parser_limits_t limits;
+
+    /* login */
+    conn_state_t state;
+    int status;
+    char *jid;
+    char *pass;
+    char *authcid;
+    char *domain;
+    char *bound_jid;
+    char *stream_id;
+    char *route;
+    unsigned disconnection_timeout_ms;
+    uvx_status_cb status_cb;
+    void *status_ud;
+    int authenticated;
+    int secure; /* the stream is encrypted (TLS lands in its own issue) */
+    int do_session;
+    char *disconnect_reason;
+
+    /* SASL */
+    const sasl_mech_t *mech;
+    sasl_session_t sasl;
+    uvx_stanza_t *features; /* the features being negotiated (reference) */
+    unsigned tried_mechs;   /* bit i: sasl_builtin[i] already failed */
+
+    /* parsing */
+    uvx_parser_t *parser;
+    int in_feed;
+
+    /* sending */
+    buf_t outq;
+    int paused;
+    int dirty;
+    uvx_conn_t *dirty_next;
+    uvx_conn_t **dirty_prev;
+    size_t high_water;
+    int above_high_water;
+    void (*high_water_cb)(uvx_conn_t *, int, void *);
+    void *high_water_ud;
+
+    /* ids */
+    uint64_t id_counter;
+    char id_prefix[20];
+    char id_buf[96];
+
+    /* handlers, timed handlers, pending IQs */
+    handler_table_t *handlers;
+
+    /* hooks */
+    uvx_raw_hook raw_in, raw_out;
+    void *raw_ud;
+    uvx_xml_hook xml_in, xml_out;
+    void *xml_ud;
+
+    /* plugins */
+    conn_plugin_data_t *plugin_data;
+    int nplugins;
+
+    /* teardown */
+    uv_timer_t *disconnect_timer;
+    int closing; /* uvx_conn_close() called */
+    int pending_closes;
+    void (*close_cb)(uvx_conn_t *);
+};
+
+/* ---- called by transports ---- */
+void conn_transport_connected(uvx_conn_t *conn);
+/* The transport could not connect / lost the connection. */
+void conn_transport_failed(uvx_conn_t *conn, const char *condition);
+/* Bytes arrived (already decrypted/unframed). */
+void conn_transport_data(uvx_conn_t *conn, const char *data, size_t len);
+/* The peer closed its side (EOF). */
+void conn_transport_eof(uvx_conn_t *conn);
+/* A handle the connection owns finished closing. */
+void conn_handle_closed(uvx_conn_t *conn);
+/* Reports bytes written, for the raw output hook and back-pressure. */
+void conn_transport_wrote(uvx_conn_t *conn);
+
+/* ---- shared inside lib/ ---- */
+void conn_change_status(uvx_conn_t *conn, int status, const char *condition, uvx_stanza_t *elem);
+/* Tears the transport down and reports DISCONNECTED once it is closed. */
+void conn_do_disconnect(uvx_conn_t *conn, const char *condition);
+/* Serializes and queues a stanza the library itself sends. */
+int conn_send_internal(uvx_conn_t *conn, const uvx_stanza_t *s);
+int conn_queue_raw(uvx_conn_t *conn, const char *data, size_t len);
+void conn_mark_dirty(uvx_conn_t *conn);
+void conn_unmark_dirty(uvx_conn_t *conn);
+int conn_flush_now(uvx_conn_t *conn);
+uv_timer_t *conn_timer_new(uvx_conn_t *conn);
+void conn_timer_free(uvx_conn_t *conn, uv_timer_t *t);
+
+/* negotiate.c */
+void negotiate_on_stream_open(uvx_conn_t *conn, uvx_stanza_t *root);
+/* Returns 1 if the stanza was consumed by negotiation. */
+int negotiate_on_stanza(uvx_conn_t *conn, uvx_stanza_t *stanza);
+int negotiate_bind(uvx_conn_t *conn, const char *resource);
+void negotiate_cleanup(uvx_conn_t *conn);
+
+/* handlers.c */
+int handlers_init(uvx_conn_t *conn);
+void handlers_dispatch(uvx_conn_t *conn, uvx_stanza_t *stanza);
+/* Starts user timed handlers (on authentication). */
+void handlers_authenticated(uvx_conn_t *conn);
+/* Drops every handler and timed handler (their timers close
+ * asynchronously, counted in conn->pending_closes); pending IQs get
+ * errb(NULL) when `notify`. */
+void handlers_clear(uvx_conn_t *conn, int notify);
+void handlers_free(uvx_conn_t *conn);
+/* System handler (runs before authentication too). */
+uvx_handler_t *handlers_add_system(uvx_conn_t *conn, uvx_handler_cb cb, void *ud, const char *ns,
+                                   const char *name, const char *type, const char *id,
+                                   const char *from);
+
+/* ctx.c */
+void ctx_conn_added(uvx_ctx_t *ctx);
+void ctx_conn_removed(uvx_ctx_t *ctx);
+
+/* Small helpers */
+char *xstrdup(const char *s);
+int xstrdup_into(char **dst, const char *s);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * Private: the transport vtable. The core (lib/conn.c) never includes a
+ * concrete transport; it picks one from the service URL through
+ * transport_for_service() and talks to it through this table.
+ */
+#ifndef UVX_TRANSPORT_H
+#define UVX_TRANSPORT_H
+
+#include <stddef.h>
+
+#include "uvxmpp.h"
+
+typedef struct transport_vtable {
+    const char *name;
+    /* Allocates the transport's per-connection state from the service
+     * (already split into host/port by the core) into conn->transport. */
+    int (*init)(uvx_conn_t *conn);
+    /* Starts resolving/connecting; calls conn_transport_connected() or
+     * conn_transport_failed() later. */
+    int (*connect)(uvx_conn_t *conn);
+    /* Writes the stream header (RFC 6120 <stream:stream>, RFC 7395 <open/>). */
+    int (*open_stream)(uvx_conn_t *conn);
+    /* Writes the stream close (</stream:stream>, <close/>). */
+    int (*close_stream)(uvx_conn_t *conn);
+    /* Hands out queued bytes (conn->outq); returns 0 or an error. */
+    int (*flush)(uvx_conn_t *conn);
+    /* Bytes handed to the transport but not yet written out. */
+    size_t (*in_flight)(const uvx_conn_t *conn);
+    /* Closes every handle; calls conn_handle_closed() once per handle that
+     * had to be closed, and returns how many it is closing. */
+    int (*close)(uvx_conn_t *conn);
+    /* Frees the per-connection state (all handles are closed). */
+    void (*destroy)(uvx_conn_t *conn);
+} transport_vtable_t;
+
+extern const transport_vtable_t transport_tcp;
+
+#endif

@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# Helpers shared by prosody.sh and ejabberd.sh (sourced, not run).
+#
+# Port layout for a BASE port: BASE c2s (optional STARTTLS), BASE+1 direct
+# TLS, BASE+2 HTTP (/http-bind, /xmpp-websocket), BASE+3 HTTPS, BASE+4
+# ejabberd's Erlang distribution port.
+
+die() {
+    echo "$SERVER_KIND.sh: $*" >&2
+    exit 1
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_accepts() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# The server scripts may redefine this to spot a failed start in their logs.
+start_failed() {
+    return 1
+}
+
+# Waits until every port given accepts, for at most $1 seconds, while the
+# process $2 is alive. Returns 1 on timeout or when the process died.
+wait_ports() {
+    local limit=$1 pid=$2 deadline port ok
+    shift 2
+    deadline=$((SECONDS + limit))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        start_failed && return 1
+        ok=1
+        for port in "$@"; do
+            port_accepts "$port" || { ok=0; break; }
+        done
+        if [ "$ok" = 1 ]; then
+            # A port may accept because someone else listens there.
+            start_failed && return 1
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# Sends SIGTERM to $1 and waits up to $2 seconds for it to go, then SIGKILL.
+# Works for processes that are not our children (no `wait` possible).
+kill_and_wait() {
+    local pid=$1 limit=$2 deadline
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    deadline=$((SECONDS + limit))
+    while kill -0 "$pid" 2>/dev/null; do
+        # A zombie still answers kill -0; treat it as gone.
+        if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ]; then
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "$SERVER_KIND.sh: pid $pid ignored SIGTERM for ${limit}s, sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null
+            sleep 0.2
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 0
+}
+
+# One self-signed certificate for every host name the tests use.
+make_cert() {
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=localhost' \
+        -addext 'subjectAltName=DNS:localhost,DNS:anon.localhost,DNS:conference.localhost' \
+        -keyout "$dir/localhost.key" -out "$dir/localhost.crt" >/dev/null 2>&1 ||
+        die "openssl could not make a certificate in $dir"
+}
+
+# Kills the server when the process UVX_TEST_OWNER_PID (the test program)
+# goes away without calling stop, so a crashed or timed-out test does not
+# leave servers behind. Its pid goes to DIR/watchdog.pid.
+start_watchdog() {
+    local dir=$1 server_pid=$2 owner=${UVX_TEST_OWNER_PID:-}
+    [ -n "$owner" ] || return 0
+    (
+        trap - TERM
+        while kill -0 "$owner" 2>/dev/null && kill -0 "$server_pid" 2>/dev/null; do
+            sleep 1
+        done
+        kill -TERM "$server_pid" 2>/dev/null
+    ) </dev/null >/dev/null 2>&1 &
+    echo $! >"$dir/watchdog.pid"
+}
+
+stop_watchdog() {
+    local dir=$1
+    [ -f "$dir/watchdog.pid" ] || return 0
+    kill -TERM "$(cat "$dir/watchdog.pid")" 2>/dev/null
+    rm -f "$dir/watchdog.pid"
+}
+
+check_base_port() {
+    case $1 in
+    '' | *[!0-9]*) die "BASEPORT must be a number" ;;
+    esac
+    if [ "$1" -lt 1024 ] || [ "$1" -gt 65530 ]; then
+        die "BASEPORT must be in 1024..65530"
+    fi
+}

@@ -1,0 +1,181 @@
+#!/bin/bash
+# Runs a throwaway Prosody for the integration tests.
+#
+#   prosody.sh start DIR BASEPORT [USER:PASS ...]   prints the server pid
+#   prosody.sh stop DIR
+#   prosody.sh register DIR USER:PASS ...            (works while running)
+#
+# DIR is private to one instance; it gets the config, the certificate, the
+# data store and the logs. Ports: BASE c2s (optional STARTTLS), BASE+1 direct
+# TLS, BASE+2 HTTP, BASE+3 HTTPS, all on 127.0.0.1 only. Users alice/alicepass
+# and bob/bobpass always exist on "localhost"; "anon.localhost" is anonymous.
+# shellcheck source-path=SCRIPTDIR
+set -u
+SERVER_KIND=prosody
+. "$(dirname "$0")/common.sh"
+
+START_TIMEOUT=20
+SERVER_DIR=
+
+# Prosody keeps running when it cannot bind a port; it only logs the error.
+start_failed() {
+    grep -q 'Failed to open server port' "$SERVER_DIR/prosody.log" 2>/dev/null
+}
+STOP_TIMEOUT=10
+
+write_config() {
+    local dir=$1 base=$2
+    # Debug logging of every stanza slows load tests down; opt in with
+    # UVX_SERVER_LOGLEVEL=debug.
+    local log_level=${UVX_SERVER_LOGLEVEL:-info}
+    cat >"$dir/prosody.cfg.lua" <<EOF
+-- Written by test/servers/prosody.sh; test use only.
+run_as_root = true  -- as root, Prosody 0.12 otherwise hangs in its shutdown
+pidfile = "$dir/prosody.pid"
+data_path = "$dir/data"
+log = {
+    { levels = { min = "$log_level" }, to = "file", filename = "$dir/prosody.log" };
+    { levels = { min = "warn" }, to = "console" };
+}
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+c2s_ports = { $base }
+c2s_direct_tls_ports = { $((base + 1)) }
+http_ports = { $((base + 2)) }
+http_interfaces = { "127.0.0.1" }
+https_ports = { $((base + 3)) }
+https_interfaces = { "127.0.0.1" }
+http_default_host = "localhost"
+certificates = "$dir/certs"
+ssl = { certificate = "$dir/certs/localhost.crt"; key = "$dir/certs/localhost.key"; }
+modules_enabled = {
+    "roster"; "saslauth"; "tls"; "disco"; "ping"; "time"; "version"; "uptime";
+    "register"; "private"; "vcard_legacy"; "blocklist"; "carbons"; "pep"; "mam";
+    "smacks"; "csi_simple"; "bosh"; "websocket"; "http";
+}
+-- No federation; no rate limiting (load tests send 10 000 messages).
+modules_disabled = { "s2s"; "limits" }
+limits = {
+    c2s = { rate = "100mb/s"; burst = "10s" };
+    c2s_unauthed = { rate = "100mb/s"; burst = "10s" };
+}
+c2s_stanza_size_limit = 16 * 1024 * 1024
+smacks_max_queue_size = 20000  -- default 500 is too small for bulk message tests
+-- Test-only relaxations.
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+consider_bosh_secure = true
+consider_websocket_secure = true
+cross_domain_bosh = true
+cross_domain_websocket = true
+allow_registration = true
+min_seconds_between_registrations = 0
+-- Plaintext store: offers PLAIN, SCRAM-SHA-1 and SCRAM-SHA-256.
+authentication = "internal_plain"
+storage = "internal"
+
+VirtualHost "localhost"
+
+VirtualHost "anon.localhost"
+    authentication = "anonymous"
+
+Component "conference.localhost" "muc"
+EOF
+}
+
+# Prosody's datamanager escapes every byte outside [a-zA-Z0-9] as %xx (lower
+# case hex) in host and user names.
+data_escape() {
+    local s=$1 out='' c i
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        case $c in
+        [a-zA-Z0-9]) out+=$c ;;
+        *) out+=$(printf '%%%02x' "'$c") ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
+# Lua long-bracket-free quoting of a password for the account file.
+lua_quote() {
+    local s=${1//\\/\\\\}
+    s=${s//\"/\\\"}
+    printf '"%s"' "$s"
+}
+
+# Writes the account file internal_plain reads (what prosodyctl register
+# writes), which is ~100x faster than running prosodyctl per user.
+register_users() {
+    local dir=$1 spec user pass accounts
+    shift
+    accounts="$dir/data/localhost/accounts"
+    mkdir -p "$accounts"
+    for spec in "$@"; do
+        case $spec in
+        *:*) ;;
+        *) die "user spec '$spec' is not USER:PASS" ;;
+        esac
+        user=${spec%%:*}
+        pass=${spec#*:}
+        printf 'return {\n\t["password"] = %s;\n};\n' "$(lua_quote "$pass")" \
+            >"$accounts/$(data_escape "$user").dat"
+    done
+}
+
+cmd_start() {
+    [ $# -ge 2 ] || die "usage: prosody.sh start DIR BASEPORT [USER:PASS ...]"
+    local dir=$1 base=$2 pid
+    shift 2
+    check_base_port "$base"
+    command -v prosody >/dev/null || die "prosody is not installed"
+    mkdir -p "$dir" || die "cannot create $dir"
+    dir=$(cd "$dir" && pwd -P)
+    [ -f "$dir/server.pid" ] && kill -0 "$(cat "$dir/server.pid")" 2>/dev/null &&
+        die "a server already runs from $dir"
+    mkdir -p "$dir/data" "$dir/certs"
+    make_cert "$dir/certs"
+    write_config "$dir" "$base"
+    SERVER_DIR=$dir
+    register_users "$dir" alice:alicepass bob:bobpass "$@"
+
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null
+    (cd "$dir" && exec prosody -F --config "$dir/prosody.cfg.lua") \
+        </dev/null >"$dir/stdout.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$dir/server.pid"
+    if ! wait_ports "$START_TIMEOUT" "$pid" "$base" $((base + 1)) $((base + 2)) $((base + 3)); then
+        echo "prosody.sh: prosody (pid $pid) failed to serve ports $base..$((base + 3))" \
+            "(waited up to ${START_TIMEOUT}s); log tail:" >&2
+        tail -n 20 "$dir/stdout.log" "$dir/prosody.log" >&2 2>/dev/null
+        kill_and_wait "$pid" "$STOP_TIMEOUT"
+        rm -f "$dir/server.pid"
+        exit 1
+    fi
+    start_watchdog "$dir" "$pid"
+    echo "$pid"
+}
+
+cmd_stop() {
+    [ $# -eq 1 ] || die "usage: prosody.sh stop DIR"
+    local dir=$1
+    stop_watchdog "$dir"
+    [ -f "$dir/server.pid" ] || return 0
+    kill_and_wait "$(cat "$dir/server.pid")" "$STOP_TIMEOUT"
+    rm -f "$dir/server.pid"
+}
+
+cmd_register() {
+    [ $# -ge 2 ] || die "usage: prosody.sh register DIR USER:PASS ..."
+    register_users "$@"
+}
+
+case ${1:-} in
+start) shift && cmd_start "$@" ;;
+stop) shift && cmd_stop "$@" ;;
+register) shift && cmd_register "$@" ;;
+*)
+    die "usage: prosody.sh start DIR BASEPORT [USER:PASS ...] | stop DIR |" \
+        "register DIR USER:PASS ..."
+    ;;
+esac

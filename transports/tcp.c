@@ -1,0 +1,350 @@
+/*
+ * RFC 6120 over TCP: resolve the host on the libuv thread pool, try every
+ * address in turn with a connect timeout, then move bytes between the
+ * socket and the core. Reads land in the context's shared buffer (parsing
+ * is synchronous, so one per loop is enough); writes try the socket first
+ * and only keep a buffer for what the kernel would not take.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+
+typedef struct tcp_transport {
+    uv_getaddrinfo_t gai;
+    int gai_pending;
+    struct addrinfo *addrs;
+    struct addrinfo *next_addr;
+    uv_tcp_t *sock;
+    uv_connect_t connect_req;
+    uv_timer_t *timer; /* connect timeout */
+    int connected;
+    int tearing_down;
+    int attempt_closing; /* a failed attempt's socket is closing */
+    const char *fail_condition;
+    /* bytes handed to uv_write and not yet written */
+    buf_t inflight;
+    size_t inflight_off;
+    int writing;
+    uv_write_t write_req;
+} tcp_transport_t;
+
+static tcp_transport_t *tcp_of(const uvx_conn_t *conn)
+{
+    return conn->transport;
+}
+
+static int tcp_init(uvx_conn_t *conn)
+{
+    conn->transport = calloc(1, sizeof(tcp_transport_t));
+    return conn->transport ? 0 : UVX_ENOMEM;
+}
+
+static void tcp_destroy(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    if (t->addrs)
+        uv_freeaddrinfo(t->addrs);
+    buf_free(&t->inflight);
+    free(t);
+    conn->transport = NULL;
+}
+
+static void tcp_try_next(uvx_conn_t *conn);
+
+static void tcp_on_attempt_closed(uv_handle_t *h)
+{
+    uvx_conn_t *conn = h->data;
+    tcp_transport_t *t = tcp_of(conn);
+    free(h);
+    t->attempt_closing = 0;
+    if (t->tearing_down) {
+        conn_handle_closed(conn);
+        return;
+    }
+    tcp_try_next(conn);
+}
+
+/* Gives up on the current address and moves to the next one. */
+static void tcp_attempt_failed(uvx_conn_t *conn, const char *condition)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    t->fail_condition = condition;
+    uv_timer_stop(t->timer);
+    uv_tcp_t *sock = t->sock;
+    t->sock = NULL;
+    t->attempt_closing = 1;
+    uv_close((uv_handle_t *)sock, tcp_on_attempt_closed);
+}
+
+static void tcp_on_read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    uvx_conn_t *conn = h->data;
+    (void)suggested;
+    buf->base = conn->ctx->read_buf;
+    buf->len = sizeof(conn->ctx->read_buf);
+}
+
+static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    uvx_conn_t *conn = s->data;
+    if (nread > 0) {
+        conn_transport_data(conn, buf->base, (size_t)nread);
+    } else if (nread == UV_EOF) {
+        uv_read_stop(s);
+        conn_transport_eof(conn);
+    } else if (nread < 0) {
+        uv_read_stop(s);
+        conn_transport_failed(conn, "connection-lost");
+    }
+}
+
+static void tcp_on_connect(uv_connect_t *req, int status)
+{
+    uvx_conn_t *conn = req->data;
+    tcp_transport_t *t = tcp_of(conn);
+    if (status == UV_ECANCELED || t->tearing_down)
+        return;
+    if (status != 0) {
+        tcp_attempt_failed(conn, status == UV_ETIMEDOUT ? "connection-timeout"
+                                                        : "connection-refused");
+        return;
+    }
+    uv_timer_stop(t->timer);
+    t->connected = 1;
+    uv_tcp_nodelay(t->sock, 1);
+    uv_read_start((uv_stream_t *)t->sock, tcp_on_read_alloc, tcp_on_read);
+    conn_transport_connected(conn);
+}
+
+static void tcp_on_connect_timeout(uv_timer_t *timer)
+{
+    uvx_conn_t *conn = timer->data;
+    tcp_transport_t *t = tcp_of(conn);
+    /* Closing the socket cancels the connect request (UV_ECANCELED). */
+    if (t->sock)
+        tcp_attempt_failed(conn, "connection-timeout");
+}
+
+static int tcp_bind_local(uvx_conn_t *conn, uv_tcp_t *sock, int family)
+{
+    struct sockaddr_storage local;
+    int rc = family == AF_INET6
+                 ? uv_ip6_addr(conn->bind_address, 0, (struct sockaddr_in6 *)&local)
+                 : uv_ip4_addr(conn->bind_address, 0, (struct sockaddr_in *)&local);
+    if (rc == 0)
+        rc = uv_tcp_bind(sock, (const struct sockaddr *)&local, 0);
+    return rc;
+}
+
+static void tcp_try_next(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    while (t->next_addr) {
+        struct addrinfo *ai = t->next_addr;
+        t->next_addr = ai->ai_next;
+        uv_tcp_t *sock = malloc(sizeof(*sock));
+        if (sock == NULL)
+            break;
+        uv_tcp_init(conn->ctx->loop, sock);
+        sock->data = conn;
+        t->sock = sock;
+        int rc = conn->bind_address ? tcp_bind_local(conn, sock, ai->ai_family) : 0;
+        t->connect_req.data = conn;
+        if (rc == 0)
+            rc = uv_tcp_connect(&t->connect_req, sock, ai->ai_addr, tcp_on_connect);
+        if (rc != 0) {
+            tcp_attempt_failed(conn, conn->bind_address ? "bind-failed" : "connection-refused");
+            return; /* continues from the close callback */
+        }
+        uv_timer_start(t->timer, tcp_on_connect_timeout, conn->connect_timeout_ms, 0);
+        return;
+    }
+    conn_transport_failed(conn, t->fail_condition ? t->fail_condition : "connection-refused");
+}
+
+static void tcp_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    uvx_conn_t *conn = req->data;
+    tcp_transport_t *t = tcp_of(conn);
+    t->gai_pending = 0;
+    if (t->tearing_down) {
+        if (res)
+            uv_freeaddrinfo(res);
+        conn_handle_closed(conn);
+        return;
+    }
+    if (status != 0 || res == NULL) {
+        if (res)
+            uv_freeaddrinfo(res);
+        conn_transport_failed(conn, "host-unresolved");
+        return;
+    }
+    if (t->addrs)
+        uv_freeaddrinfo(t->addrs);
+    t->addrs = res;
+    t->next_addr = res;
+    t->fail_condition = NULL;
+    tcp_try_next(conn);
+}
+
+static int tcp_connect(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    char port[8];
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(port, sizeof(port), "%d", conn->port);
+    t->tearing_down = 0;
+    t->connected = 0;
+    t->writing = 0;
+    buf_reset(&t->inflight);
+    if (t->timer == NULL && (t->timer = conn_timer_new(conn)) == NULL)
+        return UVX_ENOMEM;
+    t->gai.data = conn;
+    int rc = uv_getaddrinfo(conn->ctx->loop, &t->gai, tcp_on_resolved, conn->host, port, &hints);
+    if (rc == 0)
+        t->gai_pending = 1;
+    return rc;
+}
+
+static int tcp_open_stream(uvx_conn_t *conn)
+{
+    buf_t hdr = BUF_INIT;
+    int rc = buf_append_str(&hdr, "<?xml version='1.0'?><stream:stream to='");
+    if (rc == 0)
+        rc = buf_append_escaped(&hdr, conn->domain, strlen(conn->domain), 1);
+    if (rc == 0)
+        rc = buf_append_str(&hdr, "' version='1.0' xml:lang='en' xmlns='jabber:client' "
+                                  "xmlns:stream='http://etherx.jabber.org/streams'>");
+    if (rc == 0)
+        rc = conn_queue_raw(conn, hdr.data, hdr.len);
+    buf_free(&hdr);
+    return rc;
+}
+
+static int tcp_close_stream(uvx_conn_t *conn)
+{
+    return conn_queue_raw(conn, "</stream:stream>", 16);
+}
+
+static int tcp_write_inflight(uvx_conn_t *conn);
+
+static void tcp_on_write(uv_write_t *req, int status)
+{
+    uvx_conn_t *conn = req->data;
+    tcp_transport_t *t = tcp_of(conn);
+    t->writing = 0;
+    buf_reset(&t->inflight);
+    t->inflight_off = 0;
+    if (t->inflight.cap > 256 * 1024)
+        buf_free(&t->inflight); /* don't keep a burst's buffer for an idle session */
+    if (status == UV_ECANCELED || t->tearing_down)
+        return;
+    if (status != 0) {
+        conn_transport_failed(conn, "connection-lost");
+        return;
+    }
+    conn_transport_wrote(conn);
+    if (conn->outq.len && !conn->paused)
+        conn_flush_now(conn);
+}
+
+static int tcp_write_inflight(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    uv_buf_t b = uv_buf_init(t->inflight.data + t->inflight_off,
+                             (unsigned)(t->inflight.len - t->inflight_off));
+    t->write_req.data = conn;
+    int rc = uv_write(&t->write_req, (uv_stream_t *)t->sock, &b, 1, tcp_on_write);
+    if (rc == 0)
+        t->writing = 1;
+    return rc;
+}
+
+static int tcp_flush(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    if (!t->connected || t->sock == NULL)
+        return UVX_ESTATE;
+    if (t->writing || conn->outq.len == 0)
+        return 0; /* tcp_on_write sends the rest */
+    uv_buf_t b = uv_buf_init(conn->outq.data, (unsigned)conn->outq.len);
+    int n = uv_try_write((uv_stream_t *)t->sock, &b, 1);
+    if (n == (int)conn->outq.len) {
+        buf_reset(&conn->outq);
+        conn_transport_wrote(conn);
+        return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_transport_failed(conn, "connection-lost");
+        return n;
+    }
+    /* The kernel took part of it: hand the rest to uv_write. */
+    buf_t tmp = t->inflight;
+    t->inflight = conn->outq;
+    t->inflight_off = n > 0 ? (size_t)n : 0;
+    conn->outq = tmp;
+    buf_reset(&conn->outq);
+    int rc = tcp_write_inflight(conn);
+    if (rc != 0)
+        conn_transport_failed(conn, "connection-lost");
+    return rc;
+}
+
+static size_t tcp_in_flight(const uvx_conn_t *conn)
+{
+    const tcp_transport_t *t = tcp_of(conn);
+    return t->writing ? t->inflight.len - t->inflight_off : 0;
+}
+
+static void tcp_on_closed(uv_handle_t *h)
+{
+    uvx_conn_t *conn = h->data;
+    free(h);
+    conn_handle_closed(conn);
+}
+
+static int tcp_close(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    int n = 0;
+    if (t->tearing_down)
+        return 0;
+    t->tearing_down = 1;
+    if (t->gai_pending) {
+        uv_cancel((uv_req_t *)&t->gai); /* tcp_on_resolved still runs */
+        n++;
+    }
+    if (t->sock) {
+        uv_close((uv_handle_t *)t->sock, tcp_on_closed);
+        t->sock = NULL;
+        n++;
+    } else if (t->attempt_closing) {
+        n++; /* tcp_on_attempt_closed reports it */
+    }
+    if (t->timer) {
+        uv_timer_stop(t->timer);
+        uv_close((uv_handle_t *)t->timer, tcp_on_closed);
+        t->timer = NULL;
+        n++;
+    }
+    t->connected = 0;
+    return n;
+}
+
+const transport_vtable_t transport_tcp = {
+    "tcp",
+    tcp_init,
+    tcp_connect,
+    tcp_open_stream,
+    tcp_close_stream,
+    tcp_flush,
+    tcp_in_flight,
+    tcp_close,
+    tcp_destroy,
+};
