@@ -8,14 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include "conn.h"
 
 typedef struct tcp_transport {
     uv_getaddrinfo_t gai;
     int gai_pending;
-    struct addrinfo *addrs;
+    struct addrinfo *addrs;     /* from getaddrinfo, or &numeric */
     struct addrinfo *next_addr;
+    struct addrinfo numeric;    /* a literal IP needs no resolver round trip */
+    struct sockaddr_storage numeric_addr;
     uv_tcp_t *sock;
     uv_connect_t connect_req;
     uv_timer_t *timer; /* connect timeout */
@@ -41,11 +44,17 @@ static int tcp_init(uvx_conn_t *conn)
     return conn->transport ? 0 : UVX_ENOMEM;
 }
 
+static void tcp_free_addrs(tcp_transport_t *t)
+{
+    if (t->addrs && t->addrs != &t->numeric)
+        uv_freeaddrinfo(t->addrs);
+    t->addrs = NULL;
+}
+
 static void tcp_destroy(uvx_conn_t *conn)
 {
     tcp_transport_t *t = tcp_of(conn);
-    if (t->addrs)
-        uv_freeaddrinfo(t->addrs);
+    tcp_free_addrs(t);
     buf_free(&t->inflight);
     free(t);
     conn->transport = NULL;
@@ -133,6 +142,14 @@ static int tcp_bind_local(uvx_conn_t *conn, uv_tcp_t *sock, int family)
     int rc = family == AF_INET6
                  ? uv_ip6_addr(conn->bind_address, 0, (struct sockaddr_in6 *)&local)
                  : uv_ip4_addr(conn->bind_address, 0, (struct sockaddr_in *)&local);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    /* Let connect() pick the port: bind() with port 0 searches the whole
+     * port range on every call, which turns 100 000 sessions quadratic. */
+    uv_os_fd_t fd;
+    int one = 1;
+    if (rc == 0 && uv_fileno((uv_handle_t *)sock, &fd) == 0)
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#endif
     if (rc == 0)
         rc = uv_tcp_bind(sock, (const struct sockaddr *)&local, 0);
     return rc;
@@ -147,10 +164,18 @@ static void tcp_try_next(uvx_conn_t *conn)
         uv_tcp_t *sock = malloc(sizeof(*sock));
         if (sock == NULL)
             break;
-        uv_tcp_init(conn->ctx->loop, sock);
+        /* With a source address the socket must exist before bind (see
+         * tcp_bind_local); otherwise libuv creates it at connect. */
+        int rc = conn->bind_address ? uv_tcp_init_ex(conn->ctx->loop, sock, ai->ai_family)
+                                    : uv_tcp_init(conn->ctx->loop, sock);
+        if (rc != 0) {
+            free(sock);
+            t->fail_condition = "connection-refused";
+            continue;
+        }
         sock->data = conn;
         t->sock = sock;
-        int rc = conn->bind_address ? tcp_bind_local(conn, sock, ai->ai_family) : 0;
+        rc = conn->bind_address ? tcp_bind_local(conn, sock, ai->ai_family) : 0;
         t->connect_req.data = conn;
         if (rc == 0)
             rc = uv_tcp_connect(&t->connect_req, sock, ai->ai_addr, tcp_on_connect);
@@ -181,12 +206,45 @@ static void tcp_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
         conn_transport_failed(conn, "host-unresolved");
         return;
     }
-    if (t->addrs)
-        uv_freeaddrinfo(t->addrs);
+    tcp_free_addrs(t);
     t->addrs = res;
     t->next_addr = res;
     t->fail_condition = NULL;
     tcp_try_next(conn);
+}
+
+/* A literal IPv4/IPv6 address skips the resolver (and the thread pool):
+ * load tools open thousands of sessions to 127.0.0.1. Connecting starts
+ * from a zero timer so that status callbacks never run inside connect(). */
+static void tcp_on_numeric_start(uv_timer_t *timer)
+{
+    uvx_conn_t *conn = timer->data;
+    tcp_try_next(conn);
+}
+
+static int tcp_numeric_host(uvx_conn_t *conn, tcp_transport_t *t)
+{
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&t->numeric_addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->numeric_addr;
+    memset(&t->numeric, 0, sizeof(t->numeric));
+    if (uv_ip4_addr(conn->host, conn->port, in4) == 0) {
+        t->numeric.ai_family = AF_INET;
+        t->numeric.ai_addrlen = sizeof(*in4);
+    } else if (uv_ip6_addr(conn->host, conn->port, in6) == 0) {
+        t->numeric.ai_family = AF_INET6;
+        t->numeric.ai_addrlen = sizeof(*in6);
+    } else {
+        return 0;
+    }
+    t->numeric.ai_socktype = SOCK_STREAM;
+    t->numeric.ai_protocol = IPPROTO_TCP;
+    t->numeric.ai_addr = (struct sockaddr *)&t->numeric_addr;
+    tcp_free_addrs(t);
+    t->addrs = &t->numeric;
+    t->next_addr = &t->numeric;
+    t->fail_condition = NULL;
+    uv_timer_start(t->timer, tcp_on_numeric_start, 0, 0);
+    return 1;
 }
 
 static int tcp_connect(uvx_conn_t *conn)
@@ -205,6 +263,8 @@ static int tcp_connect(uvx_conn_t *conn)
     buf_reset(&t->inflight);
     if (t->timer == NULL && (t->timer = conn_timer_new(conn)) == NULL)
         return UVX_ENOMEM;
+    if (tcp_numeric_host(conn, t))
+        return 0;
     t->gai.data = conn;
     int rc = uv_getaddrinfo(conn->ctx->loop, &t->gai, tcp_on_resolved, conn->host, port, &hints);
     if (rc == 0)
