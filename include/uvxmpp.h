@@ -279,7 +279,10 @@ void uvx_b_free(uvx_builder_t *b);
  * which it produces nothing until reset. Restricted XML (RFC 6120 §11.1):
  * DOCTYPE, entity declarations, processing instructions and comments are
  * errors; no entity beyond the five predefined and character references is
- * expanded; nothing is fetched from the network. */
+ * expanded (an undeclared one is "not-well-formed"); nothing is fetched
+ * from the network. Input must be UTF-8 (the encoding declaration is
+ * ignored; a byte-order mark, UTF-16 or invalid UTF-8, CDATA included, is
+ * "not-well-formed"). Non-whitespace text between stanzas is dropped. */
 typedef struct uvx_parser uvx_parser_t;
 
 typedef struct uvx_parser_callbacks {
@@ -291,16 +294,20 @@ typedef struct uvx_parser_callbacks {
     void (*stanza)(void *ud, uvx_stanza_t *stanza);
     /* The depth-0 end tag. */
     void (*stream_close)(void *ud);
-    /* The input is bad. `err` is UVX_EPARSE, UVX_ERESTRICTED, UVX_ETOOBIG
-     * or UVX_ETOODEEP; `condition` the RFC 6120 stream error condition to
-     * answer with ("not-well-formed", "restricted-xml", "policy-violation",
-     * "invalid-xml"...). Called at most once until uvx_parser_reset(). */
+    /* The input is bad. `err` is UVX_EPARSE, UVX_ERESTRICTED, UVX_ETOOBIG,
+     * UVX_ETOODEEP or UVX_ENOMEM; `condition` the RFC 6120 stream error
+     * condition to answer with ("not-well-formed", "restricted-xml",
+     * "policy-violation", "resource-constraint"). Called at most once until
+     * uvx_parser_reset(); a reset from inside it drops the rest of the
+     * chunk and the next feed starts a fresh stream. */
     void (*error)(void *ud, int err, const char *condition);
 } uvx_parser_callbacks_t;
 
 /* Limits. Zero fields take the defaults. */
 typedef struct uvx_parser_limits {
-    size_t max_stanza_size; /* bytes of one depth-1 element; default 1 MiB */
+    size_t max_stanza_size; /* bytes of one depth-1 element (counted from the
+                               end of the previous one; the stream header is
+                               held to it too); default 1 MiB */
     unsigned max_depth;     /* element nesting, root = 1; default 64 */
 } uvx_parser_limits_t;
 
@@ -316,8 +323,9 @@ void uvx_parser_free(uvx_parser_t *p);
  * error code already reported through the error callback (then every
  * further feed returns it without parsing, until reset). The callbacks may
  * call uvx_parser_reset() (a stream restart): the rest of the chunk is
- * then parsed as a new stream. They must not free the parser; use
- * uvx_parser_stop() and free it after uvx_parser_feed() returns. */
+ * then parsed as a new stream. They must not feed the parser (that returns
+ * UVX_ESTATE) nor free it: use uvx_parser_stop() and free it after
+ * uvx_parser_feed() returns. */
 int uvx_parser_feed(uvx_parser_t *p, const char *buf, size_t len);
 
 /* Makes the current feed return as soon as the running callback does,
@@ -325,7 +333,7 @@ int uvx_parser_feed(uvx_parser_t *p, const char *buf, size_t len);
 void uvx_parser_stop(uvx_parser_t *p);
 
 /* Starts over with a new stream (RFC 6120 stream restart), reusing the
- * libxml2 context. */
+ * libxml2 context. Also clears a uvx_parser_stop(). */
 int uvx_parser_reset(uvx_parser_t *p);
 
 /* ------------------------------------------------------------------------ */

@@ -91,10 +91,11 @@ struct uvx_parser {
     /* Lengths of recently seen names and namespace URIs. libxml2 hands
      * them over interned in its dictionary, which lives as long as the
      * context: a pointer identifies its string for good. */
-    struct {
+    struct name_info {
         const xmlChar *name;
         size_t len;
-    } name_len[NAME_CACHE];
+        int has_amp; /* see decode_amp() */
+    } names[NAME_CACHE];
 };
 
 /* ---- Small helpers ------------------------------------------------------ */
@@ -106,17 +107,25 @@ static size_t parsed_offset(const uvx_parser_t *p)
     return (size_t)in->consumed + (size_t)(in->cur - in->base);
 }
 
-/* strlen() of a string from libxml2's dictionary, remembered by address. */
-static size_t dict_strlen(uvx_parser_t *p, const xmlChar *name)
+/* Length (and whether it holds a '&') of a string from libxml2's
+ * dictionary, remembered by address. */
+static const struct name_info *dict_name(uvx_parser_t *p, const xmlChar *name)
 {
     /* Fibonacci hashing: interned names sit next to each other in memory. */
     size_t slot =
         (size_t)(((uint64_t)(uintptr_t)name * 0x9E3779B97F4A7C15u) >> (64 - NAME_CACHE_BITS));
-    if (p->name_len[slot].name != name) {
-        p->name_len[slot].name = name;
-        p->name_len[slot].len = strlen((const char *)name);
+    struct name_info *n = &p->names[slot];
+    if (n->name != name) {
+        n->name = name;
+        n->len = strlen((const char *)name);
+        n->has_amp = memchr(name, '&', n->len) != NULL;
     }
-    return p->name_len[slot].len;
+    return n;
+}
+
+static size_t dict_strlen(uvx_parser_t *p, const xmlChar *name)
+{
+    return dict_name(p, name)->len;
 }
 
 static void trim_scratch(buf_t *b)
@@ -214,13 +223,11 @@ static int is_xml_prefix(const char *prefix)
 }
 
 /* Without entity replacement libxml2 hands over a '&' in an attribute value
- * as "&#38;" (for later reparsing by its tree builder); every other
- * reference arrives decoded, and a literal '&' cannot occur. Undo that. */
-static int push_attr(uvx_parser_t *p, uvx_stanza_t *el, const char *name, size_t name_len,
-                     const char *value, size_t value_len)
+ * (namespace declarations included) as "&#38;", for later reparsing by its
+ * tree builder; every other reference arrives decoded, and a literal '&'
+ * cannot occur. Undoes that into the value scratch buffer. */
+static int decode_amp(uvx_parser_t *p, const char *value, size_t value_len)
 {
-    if (memchr(value, '&', value_len) == NULL)
-        return stanza_push_attr(el, name, name_len, value, value_len);
     buf_t *v = &p->value_buf;
     buf_reset(v);
     int rc = buf_reserve(v, value_len);
@@ -232,8 +239,18 @@ static int push_attr(uvx_parser_t *p, uvx_stanza_t *el, const char *name, size_t
             i += 4;
     }
     v->data[v->len] = '\0';
-    rc = stanza_push_attr(el, name, name_len, v->data, v->len);
-    trim_scratch(v);
+    return 0;
+}
+
+static int push_attr(uvx_parser_t *p, uvx_stanza_t *el, const char *name, size_t name_len,
+                     const char *value, size_t value_len)
+{
+    if (memchr(value, '&', value_len) == NULL)
+        return stanza_push_attr(el, name, name_len, value, value_len);
+    int rc = decode_amp(p, value, value_len);
+    if (rc == 0)
+        rc = stanza_push_attr(el, name, name_len, p->value_buf.data, p->value_buf.len);
+    trim_scratch(&p->value_buf);
     return rc;
 }
 
@@ -255,7 +272,7 @@ static int declare_prefix(uvx_parser_t *p, uvx_stanza_t *el, const xmlChar *pref
     if (rc == 0)
         rc = buf_append(n, (const char *)prefix, dict_strlen(p, prefix));
     if (rc == 0 && !has_attr(el, n->data, n->len))
-        rc = stanza_push_attr(el, n->data, n->len, (const char *)uri, dict_strlen(p, uri));
+        rc = push_attr(p, el, n->data, n->len, (const char *)uri, dict_strlen(p, uri));
     return rc;
 }
 
@@ -302,8 +319,20 @@ static uvx_stanza_t *new_element(uvx_parser_t *p, const xmlChar *localname, cons
         if (prefix != NULL && !is_xml_prefix((const char *)prefix))
             slots++; /* room for its xmlns:prefix */
     }
-    uvx_stanza_t *el = stanza_new_element((const char *)localname, dict_strlen(p, localname),
-                                          (const char *)uri, uri ? dict_strlen(p, uri) : 0, slots);
+    const char *ns = (const char *)uri;
+    size_t ns_len = 0;
+    if (uri != NULL) {
+        const struct name_info *u = dict_name(p, uri);
+        ns_len = u->len;
+        if (u->has_amp) {
+            if (decode_amp(p, ns, ns_len) != 0)
+                return NULL;
+            ns = p->value_buf.data;
+            ns_len = p->value_buf.len;
+        }
+    }
+    uvx_stanza_t *el =
+        stanza_new_element((const char *)localname, dict_strlen(p, localname), ns, ns_len, slots);
     if (el == NULL)
         return NULL;
     for (int i = 0; i < nb_attrs; i++, attrs += 5) {

@@ -422,7 +422,7 @@ static void test_handler_matching(void)
     uvx_send(a.conn, m1);
     uvx_send(a.conn, m2);
     uvx_send(a.conn, m3);
-    CHECK(run_until(&e.loop, &h.name, 3, 5000));
+    CHECK(run_until(&e.loop, &h.name, 3, 20000));
     CHECK_INT(h.ns, 1);
     CHECK_INT(h.name, 3);
     CHECK_INT(h.type_one, 1);
@@ -606,7 +606,7 @@ static void test_batching_pause_hooks(void)
     CHECK_INT(io.raw_out_calls, 0); /* nothing written yet: end of iteration */
     CHECK(uvx_queued_bytes(a.conn) > 2000);
     CHECK_INT(io.high, 1);
-    CHECK(run_until(&e.loop, &cnt.n, 100, 5000));
+    CHECK(run_until(&e.loop, &cnt.n, 100, 20000));
     CHECK_INT(io.raw_out_calls, 1);
     CHECK_INT(io.low, 1);
     CHECK_INT(cnt.out_of_order, 0);
