@@ -530,12 +530,8 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
     if (conn->closing || conn->state != ST_CONNECTING)
         return 0;
     int rc = conn->tp->connect(conn);
-    if (rc != 0) {
-        conn->state = ST_CLOSING;
-        conn_change_status(conn, UVX_STATUS_CONNFAIL, uvx_strerror(rc), NULL);
-        conn->state = ST_DISCONNECTED;
-        conn_change_status(conn, UVX_STATUS_DISCONNECTED, uvx_strerror(rc), NULL);
-    }
+    if (rc != 0) /* reported like any failed connect: CONNFAIL, then DISCONNECTED */
+        conn_transport_failed(conn, rc == UVX_ENOMEM ? "out-of-memory" : "host-unresolved");
     return 0;
 }
 
