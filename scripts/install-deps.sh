@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libuv1-dev libxml2-dev libmbedtls-dev libwslay-dev node-llhttp
-  libstrophe-dev openssl python3 procps
+  libstrophe-dev openssl python3 procps curl
   prosody ejabberd
 )
 SUDO=

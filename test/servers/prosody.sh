@@ -61,6 +61,10 @@ limits = {
 }
 c2s_stanza_size_limit = 16 * 1024 * 1024
 smacks_max_queue_size = 20000  -- default 500 is too small for bulk message tests
+-- MAM is offered but archives nothing unless a client asks (prefs): archiving
+-- every message, and truncating a full archive (10 000 items) once per message,
+-- makes repeated 10 000-message tests crawl.
+default_archive_policy = false
 -- Test-only relaxations.
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
