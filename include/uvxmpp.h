@@ -52,6 +52,7 @@ enum {
     UVX_EAUTH = -20012,        /* authentication failed */
     UVX_ESTREAM = -20013,      /* the peer sent a stream error */
     UVX_ECLOSED = -20014,      /* the connection is closed or closing */
+    UVX_ETLS = -20015,         /* TLS failed (handshake, certificate, alert) */
 };
 
 /* A static, human readable description of an uvxmpp or libuv error code. */
@@ -434,6 +435,22 @@ const char *uvx_status_name(int status);
 typedef void (*uvx_status_cb)(uvx_conn_t *conn, int status, const char *condition,
                               uvx_stanza_t *elem, void *ud);
 
+/* What a TLS certificate verify callback sees of the server's certificate
+ * (all borrowed, valid during the call). */
+typedef struct uvx_tls_cert_info {
+    const char *subject;      /* distinguished name, e.g. "CN=localhost" */
+    const char *const *sans;  /* dNSName subject alternative names, NULL-terminated */
+    const char *sha256;       /* fingerprint of the DER certificate, "AB:CD:..." */
+    const char *reason;       /* why verification failed: "not trusted",
+                                 "host name mismatch", "expired", ... */
+    uint32_t flags;           /* mbedtls's MBEDTLS_X509_BADCERT_* bits */
+} uvx_tls_cert_info_t;
+
+/* Called when the server's certificate fails verification; return 1 to
+ * accept it anyway (e.g. it matches a pinned fingerprint), 0 to fail the
+ * connection with CONNFAIL "tls-cert-invalid". */
+typedef int (*uvx_tls_verify_cb)(uvx_conn_t *conn, const uvx_tls_cert_info_t *cert, void *ud);
+
 /* Options for uvx_conn_new(). Initialise with uvx_conn_options_init() and
  * set what you need; strings are copied. */
 typedef struct uvx_conn_options {
@@ -453,15 +470,26 @@ typedef struct uvx_conn_options {
     /* Parser limits; 0 for the defaults. */
     size_t max_stanza_size;
     unsigned max_depth;
+    /* TLS. The server certificate is verified against the system CA bundle
+     * (or tls_cafile / tls_cadir) and the XMPP domain, TLS >= 1.2. */
+    const char *tls_cafile;
+    const char *tls_cadir;
+    int tls_insecure; /* accept any certificate: for tests only */
+    const char *tls_cert_file; /* client certificate (PEM) for SASL EXTERNAL */
+    const char *tls_key_file;  /* its key (default: tls_cert_file) */
+    uvx_tls_verify_cb tls_verify_cb;
+    void *tls_verify_ud;
 } uvx_conn_options_t;
 
 void uvx_conn_options_init(uvx_conn_options_t *opts);
 
 /* Creates a connection for `service`:
- *   "tcp://host[:port]"  RFC 6120 over TCP (port 5222 by default);
- *   "example.com"        a bare domain: the same, host = the domain;
- *   "ws://", "wss://", "http://", "https://", "xmpps://" are not supported
- *   yet: UVX_ENOTSUP.
+ *   "tcp://host[:port]"    RFC 6120 over TCP (port 5222 by default);
+ *   "xmpps://host[:port]"  the same inside TLS from the first byte
+ *                          (XEP-0368 direct TLS, port 5223 by default);
+ *   "example.com"          a bare domain: like tcp://, host = the domain;
+ *   "ws://", "wss://", "http://", "https://" are not supported yet:
+ *   UVX_ENOTSUP.
  * `opts` may be NULL. On success *out is set and 0 returned. Nothing
  * happens on the network until uvx_connect(). */
 int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *opts,

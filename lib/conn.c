@@ -33,14 +33,18 @@ static int conn_parse_service(uvx_conn_t *conn, const char *service)
 {
     const char *rest = service;
     const char *scheme_end = strstr(service, "://");
+    conn->port = 5222;
     if (scheme_end) {
         size_t slen = (size_t)(scheme_end - service);
-        if (slen != 3 || strncmp(service, "tcp", 3) != 0)
+        if (slen == 5 && strncmp(service, "xmpps", 5) == 0) {
+            conn->direct_tls = 1;
+            conn->port = 5223;
+        } else if (slen != 3 || strncmp(service, "tcp", 3) != 0) {
             return UVX_ENOTSUP;
+        }
         rest = scheme_end + 3;
     }
     conn->tp = &transport_tcp;
-    conn->port = 5222;
     size_t hlen = strcspn(rest, ":/");
     if (hlen == 0)
         return UVX_EINVAL;
@@ -138,6 +142,14 @@ int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *
         rc = UVX_ENOMEM;
     if (rc == 0 && opts->mechanisms)
         rc = conn_copy_mechanisms(conn, opts->mechanisms);
+    if (rc == 0 && (xstrdup_into(&conn->tls_cafile, opts->tls_cafile) ||
+                    xstrdup_into(&conn->tls_cadir, opts->tls_cadir) ||
+                    xstrdup_into(&conn->tls_cert_file, opts->tls_cert_file) ||
+                    xstrdup_into(&conn->tls_key_file, opts->tls_key_file)))
+        rc = UVX_ENOMEM;
+    conn->tls_insecure = opts->tls_insecure;
+    conn->tls_verify_cb = opts->tls_verify_cb;
+    conn->tls_verify_ud = opts->tls_verify_ud;
     if (rc == 0)
         rc = handlers_init(conn);
     if (rc == 0)
@@ -196,6 +208,10 @@ static void conn_free(uvx_conn_t *conn)
     free(conn->service);
     free(conn->host);
     free(conn->bind_address);
+    free(conn->tls_cafile);
+    free(conn->tls_cadir);
+    free(conn->tls_cert_file);
+    free(conn->tls_key_file);
     uvx_ctx_t *ctx = conn->ctx;
     free(conn);
     ctx_conn_removed(ctx);
@@ -340,6 +356,15 @@ void conn_transport_connected(uvx_conn_t *conn)
         conn_change_status(conn, UVX_STATUS_CONNFAIL, "connection-lost", NULL);
         conn_do_disconnect(conn, "connection-lost");
     }
+}
+
+void conn_transport_tls_ready(uvx_conn_t *conn)
+{
+    /* RFC 6120 §5.4.3.3: a fresh stream over the encrypted connection */
+    conn->state = ST_STREAM;
+    uvx_parser_reset(conn->parser);
+    if (conn->tp->open_stream(conn) == 0)
+        conn_flush_now(conn);
 }
 
 void conn_transport_failed(uvx_conn_t *conn, const char *condition)

@@ -29,6 +29,7 @@ struct uvx_ctx {
     uvx_conn_t *dirty;       /* connections with bytes to flush */
     ctx_plugin_t *plugins;
     int read_busy;           /* the shared read buffer is lent out */
+    struct tls_shared *tls;  /* DRBG + TLS configurations, made on first use */
     char read_buf[CTX_READ_BUF_SIZE];
 };
 
@@ -72,6 +73,11 @@ struct uvx_conn {
     char **mechanisms; /* NULL-terminated copy or NULL */
     int explicit_binding;
     uvx_parser_limits_t limits;
+    int direct_tls; /* xmpps:// */
+    char *tls_cafile, *tls_cadir, *tls_cert_file, *tls_key_file;
+    int tls_insecure;
+    uvx_tls_verify_cb tls_verify_cb;
+    void *tls_verify_ud;
 
     /* login */
     conn_state_t state;
@@ -87,7 +93,7 @@ struct uvx_conn {
     uvx_status_cb status_cb;
     void *status_ud;
     int authenticated;
-    int secure; /* the stream is encrypted (TLS lands in its own issue) */
+    int secure; /* the stream is encrypted */
     int do_session;
     char *disconnect_reason;
 
@@ -143,6 +149,8 @@ void conn_transport_connected(uvx_conn_t *conn);
 void conn_transport_failed(uvx_conn_t *conn, const char *condition);
 /* Bytes arrived (already decrypted/unframed). */
 void conn_transport_data(uvx_conn_t *conn, const char *data, size_t len);
+/* TLS is up after STARTTLS: the stream restarts. */
+void conn_transport_tls_ready(uvx_conn_t *conn);
 /* The peer closed its side (EOF). */
 void conn_transport_eof(uvx_conn_t *conn);
 /* A handle the connection owns finished closing. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "tls.h"
 
 char *xstrdup(const char *s)
 {
@@ -40,6 +41,7 @@ int uvx_ctx_free(uvx_ctx_t *ctx)
         return 0;
     if (ctx->nconns > 0 || ctx->hooks_open || ctx->hooks_closing)
         return UVX_ESTATE;
+    tls_shared_free(ctx->tls);
     ctx_plugin_t *p = ctx->plugins;
     while (p) {
         ctx_plugin_t *next = p->next;

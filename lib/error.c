@@ -33,6 +33,8 @@ const char *uvx_strerror(int err)
         return "stream error from the peer";
     case UVX_ECLOSED:
         return "connection closed";
+    case UVX_ETLS:
+        return "TLS failure";
     default:
         return uv_strerror(err);
     }

@@ -24,6 +24,10 @@ typedef struct transport_vtable {
     int (*close_stream)(uvx_conn_t *conn);
     /* Hands out queued bytes (conn->outq); returns 0 or an error. */
     int (*flush)(uvx_conn_t *conn);
+    /* Starts TLS on the open connection (STARTTLS after <proceed/>); calls
+     * conn_transport_tls_ready() or conn_transport_failed() later. NULL
+     * when the transport cannot. */
+    int (*start_tls)(uvx_conn_t *conn);
     /* Bytes handed to the transport but not yet written out. */
     size_t (*in_flight)(const uvx_conn_t *conn);
     /* Closes every handle; calls conn_handle_closed() once per handle that

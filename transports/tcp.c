@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 
 #include "conn.h"
+#include "tls.h"
 
 typedef struct tcp_transport {
     uv_getaddrinfo_t gai;
@@ -31,6 +32,8 @@ typedef struct tcp_transport {
     size_t inflight_off;
     int writing;
     uv_write_t write_req;
+    tls_session_t *tls; /* NULL until direct TLS or STARTTLS */
+    int tls_starttls;   /* the session came from STARTTLS (else xmpps://) */
 } tcp_transport_t;
 
 static tcp_transport_t *tcp_of(const uvx_conn_t *conn)
@@ -56,6 +59,7 @@ static void tcp_destroy(uvx_conn_t *conn)
     tcp_transport_t *t = tcp_of(conn);
     tcp_free_addrs(t);
     buf_free(&t->inflight);
+    tls_session_free(t->tls);
     free(t);
     conn->transport = NULL;
 }
@@ -95,11 +99,37 @@ static void tcp_on_read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(conn->ctx->read_buf);
 }
 
+static int tcp_write_buf(uvx_conn_t *conn, buf_t *src);
+
+/* Ciphertext in: decrypt (plaintext reaches the core through
+ * tcp_on_tls_plaintext), then send whatever TLS wants to answer. */
+static void tcp_tls_input(uvx_conn_t *conn, const char *data, size_t len)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    int rc = tls_session_input(t->tls, data, len);
+    if (t->tearing_down)
+        return;
+    if (rc == UVX_ECLOSED) {
+        conn_transport_eof(conn);
+        return;
+    }
+    if (rc != 0) {
+        conn_transport_failed(conn, tls_session_error(t->tls));
+        return;
+    }
+    if (tls_session_out(t->tls)->len && !t->writing)
+        tcp_write_buf(conn, tls_session_out(t->tls));
+}
+
 static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     uvx_conn_t *conn = s->data;
+    tcp_transport_t *t = tcp_of(conn);
     if (nread > 0) {
-        conn_transport_data(conn, buf->base, (size_t)nread);
+        if (t->tls)
+            tcp_tls_input(conn, buf->base, (size_t)nread);
+        else
+            conn_transport_data(conn, buf->base, (size_t)nread);
     } else if (nread == UV_EOF) {
         uv_read_stop(s);
         conn_transport_eof(conn);
@@ -107,6 +137,62 @@ static void tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         uv_read_stop(s);
         conn_transport_failed(conn, "connection-lost");
     }
+}
+
+static void tcp_on_tls_plaintext(void *ud, const char *data, size_t len)
+{
+    conn_transport_data(ud, data, len);
+}
+
+static void tcp_on_tls_handshake(void *ud)
+{
+    uvx_conn_t *conn = ud;
+    tcp_transport_t *t = tcp_of(conn);
+    conn->secure = 1;
+    if (t->tls_starttls)
+        conn_transport_tls_ready(conn);
+    else
+        conn_transport_connected(conn);
+}
+
+static int tcp_on_tls_verify(void *ud, const uvx_tls_cert_info_t *cert)
+{
+    uvx_conn_t *conn = ud;
+    return conn->tls_verify_cb ? conn->tls_verify_cb(conn, cert, conn->tls_verify_ud) : 0;
+}
+
+/* Wraps the socket in TLS and sends the ClientHello. The certificate must
+ * name the XMPP domain (RFC 6120 §13.7.2), not the host we dialled. */
+static int tcp_tls_begin(uvx_conn_t *conn, int starttls)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    const char *error = NULL;
+    if (conn->ctx->tls == NULL && (conn->ctx->tls = tls_shared_new()) == NULL)
+        return UVX_ENOMEM;
+    tls_options_t o = {conn->tls_cafile,    conn->tls_cadir,   conn->tls_insecure,
+                       conn->tls_cert_file, conn->tls_key_file, tcp_on_tls_verify,
+                       conn};
+    tls_callbacks_t cb = {tcp_on_tls_plaintext, tcp_on_tls_handshake};
+    int rc = tls_session_new(conn->ctx->tls, &o, conn->domain, &cb, conn, &t->tls, &error);
+    if (rc != 0) {
+        conn_transport_failed(conn, error ? error : "tls-handshake-failed");
+        return rc;
+    }
+    t->tls_starttls = starttls;
+    rc = tls_session_start(t->tls);
+    if (rc == 0)
+        rc = tcp_write_buf(conn, tls_session_out(t->tls));
+    else
+        conn_transport_failed(conn, tls_session_error(t->tls));
+    return rc;
+}
+
+static int tcp_start_tls(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    if (!t->connected || t->tls)
+        return UVX_ESTATE;
+    return tcp_tls_begin(conn, 1);
 }
 
 static void tcp_on_connect(uv_connect_t *req, int status)
@@ -124,7 +210,10 @@ static void tcp_on_connect(uv_connect_t *req, int status)
     t->connected = 1;
     uv_tcp_nodelay(t->sock, 1);
     uv_read_start((uv_stream_t *)t->sock, tcp_on_read_alloc, tcp_on_read);
-    conn_transport_connected(conn);
+    if (conn->direct_tls)
+        tcp_tls_begin(conn, 0);
+    else
+        conn_transport_connected(conn);
 }
 
 static void tcp_on_connect_timeout(uv_timer_t *timer)
@@ -261,6 +350,8 @@ static int tcp_connect(uvx_conn_t *conn)
     t->connected = 0;
     t->writing = 0;
     buf_reset(&t->inflight);
+    tls_session_free(t->tls);
+    t->tls = NULL;
     if (t->timer == NULL && (t->timer = conn_timer_new(conn)) == NULL)
         return UVX_ENOMEM;
     if (tcp_numeric_host(conn, t))
@@ -310,7 +401,9 @@ static void tcp_on_write(uv_write_t *req, int status)
         return;
     }
     conn_transport_wrote(conn);
-    if (conn->outq.len && !conn->paused)
+    if (t->tls && tls_session_out(t->tls)->len)
+        tcp_write_buf(conn, tls_session_out(t->tls)); /* handshake bytes */
+    else if (conn->outq.len && !conn->paused)
         conn_flush_now(conn);
 }
 
@@ -326,17 +419,18 @@ static int tcp_write_inflight(uvx_conn_t *conn)
     return rc;
 }
 
-static int tcp_flush(uvx_conn_t *conn)
+/* Writes `src` (the core's queue, or TLS's ciphertext): the kernel takes
+ * what it can now and the rest goes to uv_write from its own buffer, so
+ * `src` is empty afterwards either way. */
+static int tcp_write_buf(uvx_conn_t *conn, buf_t *src)
 {
     tcp_transport_t *t = tcp_of(conn);
-    if (!t->connected || t->sock == NULL)
-        return UVX_ESTATE;
-    if (t->writing || conn->outq.len == 0)
+    if (t->writing || src->len == 0)
         return 0; /* tcp_on_write sends the rest */
-    uv_buf_t b = uv_buf_init(conn->outq.data, (unsigned)conn->outq.len);
+    uv_buf_t b = uv_buf_init(src->data, (unsigned)src->len);
     int n = uv_try_write((uv_stream_t *)t->sock, &b, 1);
-    if (n == (int)conn->outq.len) {
-        buf_reset(&conn->outq);
+    if (n == (int)src->len) {
+        buf_reset(src);
         conn_transport_wrote(conn);
         return 0;
     }
@@ -346,14 +440,36 @@ static int tcp_flush(uvx_conn_t *conn)
     }
     /* The kernel took part of it: hand the rest to uv_write. */
     buf_t tmp = t->inflight;
-    t->inflight = conn->outq;
+    t->inflight = *src;
     t->inflight_off = n > 0 ? (size_t)n : 0;
-    conn->outq = tmp;
-    buf_reset(&conn->outq);
+    *src = tmp;
+    buf_reset(src);
     int rc = tcp_write_inflight(conn);
     if (rc != 0)
         conn_transport_failed(conn, "connection-lost");
     return rc;
+}
+
+static int tcp_flush(uvx_conn_t *conn)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    if (!t->connected || t->sock == NULL)
+        return UVX_ESTATE;
+    if (t->tls == NULL)
+        return tcp_write_buf(conn, &conn->outq);
+    if (t->writing)
+        return 0; /* encrypt later: tcp_on_write flushes again */
+    if (!tls_session_established(t->tls))
+        return tcp_write_buf(conn, tls_session_out(t->tls)); /* plaintext waits */
+    if (conn->outq.len) {
+        int rc = tls_session_write(t->tls, conn->outq.data, conn->outq.len);
+        buf_reset(&conn->outq);
+        if (rc != 0) {
+            conn_transport_failed(conn, tls_session_error(t->tls));
+            return rc;
+        }
+    }
+    return tcp_write_buf(conn, tls_session_out(t->tls));
 }
 
 static size_t tcp_in_flight(const uvx_conn_t *conn)
@@ -380,6 +496,15 @@ static int tcp_close(uvx_conn_t *conn)
         uv_cancel((uv_req_t *)&t->gai); /* tcp_on_resolved still runs */
         n++;
     }
+    if (t->sock && t->tls && tls_session_established(t->tls) && !t->writing &&
+        tls_session_close_notify(t->tls) == 0) {
+        /* best effort: the alert goes if the socket takes it at once */
+        buf_t *out = tls_session_out(t->tls);
+        uv_buf_t b = uv_buf_init(out->data, (unsigned)out->len);
+        if (out->len)
+            uv_try_write((uv_stream_t *)t->sock, &b, 1);
+        buf_reset(out);
+    }
     if (t->sock) {
         uv_close((uv_handle_t *)t->sock, tcp_on_closed);
         t->sock = NULL;
@@ -404,6 +529,7 @@ const transport_vtable_t transport_tcp = {
     tcp_open_stream,
     tcp_close_stream,
     tcp_flush,
+    tcp_start_tls,
     tcp_in_flight,
     tcp_close,
     tcp_destroy,
