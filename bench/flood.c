@@ -1,0 +1,144 @@
+/*
+ * flood: receive throughput. Logs in, sends its initial presence (which
+ * tells bench/floodserver to start), counts the incoming <message/>
+ * stanzas with a handler until the one with id='last', prints
+ *
+ *   RESULT messages=N wall_s=S cpu_s=C msgs_per_s=R
+ *
+ * timed from CONNECTED to 'last' (cpu: getrusage of the whole process over
+ * the same window), then disconnects.
+ *
+ *   flood [--allow-plain] [--mech NAME] SERVICE JID PASSWORD
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli.h"
+#include "uvxmpp.h"
+
+#define LOGIN_TIMEOUT_MS 10000
+
+typedef struct flood {
+    uvx_conn_t *conn;
+    uv_timer_t login_timer;
+    unsigned long messages;
+    uint64_t start_ns;
+    double start_cpu;
+    int done;
+    int exit_code;
+} flood_t;
+
+static double process_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void flood_report(flood_t *f)
+{
+    double wall = (double)(uv_hrtime() - f->start_ns) / 1e9;
+    double cpu = process_cpu_seconds() - f->start_cpu;
+    printf("RESULT messages=%lu wall_s=%.3f cpu_s=%.3f msgs_per_s=%.0f\n", f->messages, wall, cpu,
+           wall > 0 ? (double)f->messages / wall : 0.0);
+    fflush(stdout);
+}
+
+static int flood_on_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
+{
+    flood_t *f = ud;
+    f->messages++;
+    const char *id = uvx_stanza_id(msg);
+    if (id == NULL || strcmp(id, "last") != 0)
+        return 1;
+    flood_report(f);
+    f->done = 1;
+    f->exit_code = 0;
+    uvx_disconnect(conn, NULL);
+    return 0;
+}
+
+static void flood_on_login_timeout(uv_timer_t *t)
+{
+    flood_t *f = t->data;
+    fprintf(stderr, "flood: not logged in after %d s\n", LOGIN_TIMEOUT_MS / 1000);
+    uvx_conn_close(f->conn, NULL);
+    uv_close((uv_handle_t *)&f->login_timer, NULL);
+}
+
+static void flood_on_status(uvx_conn_t *conn, int status, const char *condition, uvx_stanza_t *elem,
+                            void *ud)
+{
+    flood_t *f = ud;
+    (void)elem;
+    switch (status) {
+    case UVX_STATUS_CONNECTED: {
+        uv_timer_stop(&f->login_timer);
+        uvx_add_handler(conn, flood_on_message, f, NULL, "message", NULL, NULL, NULL, 0);
+        uvx_stanza_t *pres = uvx_b_done(uvx_pres(NULL));
+        uvx_send(conn, pres);
+        uvx_stanza_unref(pres);
+        f->start_cpu = process_cpu_seconds();
+        f->start_ns = uv_hrtime();
+        break;
+    }
+    case UVX_STATUS_CONNFAIL:
+    case UVX_STATUS_AUTHFAIL:
+    case UVX_STATUS_ERROR:
+    case UVX_STATUS_CONNTIMEOUT:
+        if (!f->done)
+            fprintf(stderr, "flood: %s: %s\n", uvx_status_name(status),
+                    condition ? condition : "no reason given");
+        break;
+    case UVX_STATUS_DISCONNECTED:
+        if (!f->done)
+            fprintf(stderr, "flood: disconnected after %lu messages%s%s\n", f->messages,
+                    condition ? ": " : "", condition ? condition : "");
+        uvx_conn_close(conn, NULL);
+        if (!uv_is_closing((uv_handle_t *)&f->login_timer))
+            uv_close((uv_handle_t *)&f->login_timer, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    cli_t cli;
+    cli_parse(&cli, argc, argv, 0, NULL);
+    if (cli.nargs != 0) {
+        fprintf(stderr, "usage: %s [--allow-plain] [--mech NAME] SERVICE JID PASSWORD\n", cli.prog);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t *loop = uv_default_loop();
+    uvx_ctx_t *ctx = uvx_ctx_new(loop);
+    flood_t f;
+    memset(&f, 0, sizeof(f));
+    f.exit_code = 1;
+    int rc = ctx ? uvx_conn_new(ctx, cli.service, &cli.opts, &f.conn) : UVX_ENOMEM;
+    if (rc != 0) {
+        fprintf(stderr, "flood: %s: %s\n", cli.service, uvx_strerror(rc));
+        return 1;
+    }
+    rc = uvx_connect(f.conn, cli.jid, cli.password, flood_on_status, &f, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "flood: %s: %s\n", cli.jid, uvx_strerror(rc));
+        uvx_conn_close(f.conn, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        uvx_ctx_free(ctx);
+        return 1;
+    }
+    uv_timer_init(loop, &f.login_timer);
+    f.login_timer.data = &f;
+    uv_timer_start(&f.login_timer, flood_on_login_timeout, LOGIN_TIMEOUT_MS, 0);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uvx_ctx_free(ctx);
+    uv_loop_close(loop);
+    return f.exit_code;
+}
