@@ -283,6 +283,12 @@ static void conn_on_stream_open(void *ud, uvx_stanza_t *root)
     negotiate_on_stream_open(ud, root);
 }
 
+static int conn_is_stream_element(const uvx_stanza_t *s)
+{
+    const char *ns = uvx_stanza_ns(s);
+    return ns && strcmp(ns, UVX_NS_STREAMS) == 0;
+}
+
 static void conn_on_stanza(void *ud, uvx_stanza_t *stanza)
 {
     uvx_conn_t *conn = ud;
@@ -290,7 +296,9 @@ static void conn_on_stanza(void *ud, uvx_stanza_t *stanza)
         conn->xml_in(conn, stanza, conn->xml_ud);
     if (conn->closing || conn->state >= ST_CLOSING)
         return;
-    if (negotiate_on_stanza(conn, stanza))
+    /* Once connected only stream-level elements (errors) concern negotiation. */
+    if ((conn->state != ST_CONNECTED || conn_is_stream_element(stanza)) &&
+        negotiate_on_stanza(conn, stanza))
         return;
     handlers_dispatch(conn, stanza);
 }
