@@ -3,13 +3,16 @@
  * attributes and children, the serializer and uvx_stanza_from_string().
  *
  * Each node is one malloc'd block holding the struct, the attribute array
- * reserved at creation, and the name / namespace / text bytes (see the
- * STANZA_F_* flags in stanza.h). The parser builds every incoming stanza
- * through stanza_new_element() and friends, so they stay cheap: no strlen,
- * no validation (libxml2 has already checked the XML).
+ * reserved at creation, the name / namespace / text bytes (see the
+ * STANZA_F_* flags in stanza.h) and a pool for attribute strings. The parser
+ * builds every incoming stanza through stanza_new_element() and friends, so
+ * they stay cheap: no strlen, no validation (libxml2 has already checked the
+ * XML), and a typical element with its attributes is a single allocation.
  */
 #include "stanza.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,20 +95,44 @@ static char *dup_len(const char *s, size_t len)
 
 /* ---- Construction and destruction --------------------------------------- */
 
-uvx_stanza_t *stanza_new_element(const char *name, size_t name_len, const char *ns, size_t ns_len,
-                                 int attr_hint)
+/* Every field set by hand rather than by memset(): for a struct this size
+ * gcc emits `rep stos`, which costs more than the stores on every node the
+ * parser builds. Keep in step with struct uvx_stanza. */
+static void init_node(uvx_stanza_t *s, unsigned char kind, unsigned char flags)
 {
+    s->refs = 1;
+    s->kind = kind;
+    s->flags = flags;
+    s->parent = s->first = s->last = s->next = s->prev = NULL;
+    s->name = NULL;
+    s->len = 0;
+    s->ns = NULL;
+    s->attrs = NULL;
+    s->nattrs = s->attr_cap = 0;
+    s->text_cache = NULL;
+    s->text_cap = 0;
+    s->pool = NULL;
+    s->pool_used = s->pool_size = 0;
+}
+
+uvx_stanza_t *stanza_new_element_sized(const char *name, size_t name_len, const char *ns,
+                                       size_t ns_len, int attr_hint, size_t attr_bytes)
+{
+    /* Each part of the size below stays under SIZE_MAX / 8: the sum cannot wrap. */
+    const size_t part_max = SIZE_MAX / 8;
+    if (name_len > part_max || ns_len > part_max ||
+        (attr_hint > 0 && (size_t)attr_hint > part_max / sizeof(stanza_attr_t)))
+        return NULL;
     if (attr_hint < 0)
         attr_hint = 0;
+    if (attr_bytes > UINT_MAX / 2 || attr_bytes > part_max)
+        attr_bytes = 0; /* absurd (pool_size is an unsigned): each attribute allocates its own */
     size_t attrs_size = (size_t)attr_hint * sizeof(stanza_attr_t);
-    size_t size = sizeof(uvx_stanza_t) + attrs_size + name_len + 1 + (ns ? ns_len + 1 : 0);
-    uvx_stanza_t *s = malloc(size);
+    size_t strings = name_len + 1 + (ns != NULL ? ns_len + 1 : 0);
+    uvx_stanza_t *s = malloc(sizeof(uvx_stanza_t) + attrs_size + strings + attr_bytes);
     if (s == NULL)
         return NULL;
-    memset(s, 0, sizeof(*s));
-    s->refs = 1;
-    s->kind = STANZA_ELEMENT;
-    s->flags = STANZA_F_NAME_INLINE | STANZA_F_ATTRS_INLINE;
+    init_node(s, STANZA_ELEMENT, STANZA_F_NAME_INLINE | STANZA_F_ATTRS_INLINE);
     char *tail = (char *)(s + 1);
     s->attrs = attr_hint ? (stanza_attr_t *)tail : NULL;
     s->attr_cap = attr_hint;
@@ -121,8 +148,20 @@ uvx_stanza_t *stanza_new_element(const char *name, size_t name_len, const char *
             memcpy(s->ns, ns, ns_len);
         s->ns[ns_len] = '\0';
         s->flags |= STANZA_F_NS_INLINE;
+        tail += ns_len + 1;
+    }
+    if (attr_bytes) {
+        s->pool = tail;
+        s->pool_size = (unsigned)attr_bytes;
     }
     return s;
+}
+
+uvx_stanza_t *stanza_new_element(const char *name, size_t name_len, const char *ns, size_t ns_len,
+                                 int attr_hint)
+{
+    size_t guess = attr_hint > 0 ? (size_t)attr_hint * STANZA_ATTR_BYTES_GUESS : 0;
+    return stanza_new_element_sized(name, name_len, ns, ns_len, attr_hint, guess);
 }
 
 static uvx_stanza_t *new_text_node(const char *text, size_t len)
@@ -130,10 +169,7 @@ static uvx_stanza_t *new_text_node(const char *text, size_t len)
     uvx_stanza_t *s = malloc(sizeof(uvx_stanza_t) + len + 1);
     if (s == NULL)
         return NULL;
-    memset(s, 0, sizeof(*s));
-    s->refs = 1;
-    s->kind = STANZA_TEXT;
-    s->flags = STANZA_F_NAME_INLINE;
+    init_node(s, STANZA_TEXT, STANZA_F_NAME_INLINE);
     s->name = (char *)(s + 1);
     if (len)
         memcpy(s->name, text, len);
@@ -181,13 +217,37 @@ static int grow_attrs(uvx_stanza_t *s)
     return 0;
 }
 
-/* One block "name\0value\0" so an attribute costs one allocation. */
-static int make_attr(stanza_attr_t *a, const char *name, size_t name_len, const char *value,
-                     size_t value_len)
+/* 1 if the attribute's strings live in the element's pool, which is part of
+ * the node's block and so must not be freed on their own. */
+static int attr_in_pool(const uvx_stanza_t *s, const stanza_attr_t *a)
 {
-    char *block = malloc(name_len + value_len + 2);
-    if (block == NULL)
+    return (uintptr_t)a->name - (uintptr_t)s->pool < s->pool_size;
+}
+
+static void free_attr_strings(const uvx_stanza_t *s, const stanza_attr_t *a)
+{
+    if (!attr_in_pool(s, a))
+        free(a->name);
+}
+
+/* One block "name\0value\0", taken from the element's pool while it has
+ * room, else malloc'd: an attribute costs at most one allocation. Bytes
+ * given up by a replaced or removed pool attribute are not reused. */
+static int make_attr(uvx_stanza_t *s, stanza_attr_t *a, const char *name, size_t name_len,
+                     const char *value, size_t value_len)
+{
+    if (name_len > SIZE_MAX - 2 || value_len > SIZE_MAX - 2 - name_len)
         return UVX_ENOMEM;
+    size_t need = name_len + value_len + 2;
+    char *block;
+    if (need <= s->pool_size - s->pool_used) {
+        block = s->pool + s->pool_used;
+        s->pool_used += (unsigned)need;
+    } else {
+        block = malloc(need);
+        if (block == NULL)
+            return UVX_ENOMEM;
+    }
     memcpy(block, name, name_len);
     block[name_len] = '\0';
     memcpy(block + name_len + 1, value, value_len);
@@ -203,7 +263,7 @@ int stanza_push_attr(uvx_stanza_t *s, const char *name, size_t name_len, const c
     int rc = grow_attrs(s);
     if (rc)
         return rc;
-    rc = make_attr(&s->attrs[s->nattrs], name, name_len, value, value_len);
+    rc = make_attr(s, &s->attrs[s->nattrs], name, name_len, value, value_len);
     if (rc)
         return rc;
     s->nattrs++;
@@ -279,7 +339,7 @@ int stanza_append_text(uvx_stanza_t *parent, const char *text, size_t len)
 static void free_attrs(uvx_stanza_t *s)
 {
     for (int i = 0; i < s->nattrs; i++)
-        free(s->attrs[i].name);
+        free_attr_strings(s, &s->attrs[i]);
     if (!(s->flags & STANZA_F_ATTRS_INLINE))
         free(s->attrs);
 }
@@ -298,9 +358,10 @@ static void free_node(uvx_stanza_t *s)
         free_attrs(s);
     if (!(s->flags & STANZA_F_NAME_INLINE))
         free(s->name);
-    if (!(s->flags & STANZA_F_NS_INLINE))
+    if (s->ns != NULL && !(s->flags & STANZA_F_NS_INLINE))
         free(s->ns);
-    free(s->text_cache);
+    if (s->text_cache != NULL)
+        free(s->text_cache);
     free(s);
 }
 
@@ -346,13 +407,20 @@ uvx_stanza_t *uvx_stanza_copy(const uvx_stanza_t *s)
         return NULL;
     if (s->kind == STANZA_TEXT)
         return new_text_node(s->name, s->len);
-    uvx_stanza_t *d =
-        stanza_new_element(s->name, strlen(s->name), s->ns, s->ns ? strlen(s->ns) : 0, s->nattrs);
+    /* The exact size of the attribute strings: the copy is one allocation. */
+    size_t attr_bytes = 0;
+    for (int i = 0; i < s->nattrs; i++) {
+        const stanza_attr_t *a = &s->attrs[i];
+        attr_bytes += (size_t)(a->value - a->name) + strlen(a->value) + 1;
+    }
+    uvx_stanza_t *d = stanza_new_element_sized(s->name, strlen(s->name), s->ns,
+                                               s->ns ? strlen(s->ns) : 0, s->nattrs, attr_bytes);
     if (d == NULL)
         return NULL;
     for (int i = 0; i < s->nattrs; i++) {
         const stanza_attr_t *a = &s->attrs[i];
-        if (stanza_push_attr(d, a->name, strlen(a->name), a->value, strlen(a->value)) != 0)
+        size_t name_len = (size_t)(a->value - a->name) - 1;
+        if (stanza_push_attr(d, a->name, name_len, a->value, strlen(a->value)) != 0)
             goto fail;
     }
     for (const uvx_stanza_t *c = s->first; c != NULL; c = c->next) {
@@ -454,12 +522,12 @@ int uvx_stanza_set_attr(uvx_stanza_t *s, const char *name, const char *value)
     if (i < 0)
         return stanza_push_attr(s, name, strlen(name), value, value_len);
     /* Replace in place, keeping the attribute's position. */
-    stanza_attr_t fresh;
-    int rc = make_attr(&fresh, name, strlen(name), value, value_len);
+    stanza_attr_t old = s->attrs[i];
+    size_t name_len = (size_t)(old.value - old.name) - 1;
+    int rc = make_attr(s, &s->attrs[i], name, name_len, value, value_len);
     if (rc)
         return rc;
-    free(s->attrs[i].name);
-    s->attrs[i] = fresh;
+    free_attr_strings(s, &old);
     return 0;
 }
 
@@ -475,7 +543,7 @@ int uvx_stanza_remove_attr(uvx_stanza_t *s, const char *name)
     int i = find_attr(s, name);
     if (i < 0)
         return UVX_ENOTFOUND;
-    free(s->attrs[i].name);
+    free_attr_strings(s, &s->attrs[i]);
     memmove(&s->attrs[i], &s->attrs[i + 1], (size_t)(s->nattrs - i - 1) * sizeof(s->attrs[0]));
     s->nattrs--;
     return 0;

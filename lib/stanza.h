@@ -6,30 +6,37 @@
 
 enum { STANZA_ELEMENT = 1, STANZA_TEXT = 2 };
 
-/* `name` and `value` share one malloc'd block that starts at `name`. */
+/* "name\0value\0": `value` always starts right after the name's NUL, so
+ * value - name - 1 is the name's length. The bytes live either in the
+ * element's attribute pool (inside the node's block) or in one malloc'd block
+ * that starts at `name`. */
 typedef struct stanza_attr {
     char *name;
     char *value;
 } stanza_attr_t;
 
+/* A new field needs its initial value in init_node() (stanza.c). */
 struct uvx_stanza {
     unsigned refs;
     unsigned char kind;   /* STANZA_ELEMENT or STANZA_TEXT */
     unsigned char flags;  /* STANZA_F_*: which strings live inside the node's own block */
     uvx_stanza_t *parent; /* not a reference: the parent holds one on us */
     uvx_stanza_t *first, *last, *next, *prev;
-    char *name;   /* element: local name; text node: the text */
-    size_t len;   /* text node: length of the text */
-    char *ns;     /* element: namespace URI or NULL */
+    char *name; /* element: local name; text node: the text */
+    size_t len; /* text node: length of the text */
+    char *ns;   /* element: namespace URI or NULL */
     stanza_attr_t *attrs;
     int nattrs, attr_cap;
-    char *text_cache; /* element: concatenated text, built on demand */
-    size_t text_cap;  /* text node with a separately malloc'd text: its capacity */
+    char *text_cache;              /* element: concatenated text, built on demand */
+    size_t text_cap;               /* text node with a separately malloc'd text: its capacity */
+    char *pool;                    /* element: room for attribute strings inside the node's block */
+    unsigned pool_used, pool_size; /* bytes of it handed out / reserved */
 };
 
 /* The constructors allocate a node and its name, namespace, text and
  * attribute array in one block; these flags say which pointers still point
- * into that block (and so must not be freed on their own). */
+ * into that block (and so must not be freed on their own). An attribute's
+ * strings are in the block when `name` points into [pool, pool + pool_size). */
 enum {
     STANZA_F_NAME_INLINE = 1,
     STANZA_F_NS_INLINE = 2,
@@ -37,9 +44,19 @@ enum {
 };
 
 /* An element from counted strings (ns may be NULL), with room reserved for
- * `attr_hint` attributes. New reference. */
+ * `attr_hint` attributes and a guess of STANZA_ATTR_BYTES_GUESS bytes of
+ * attribute strings for each. New reference. */
 uvx_stanza_t *stanza_new_element(const char *name, size_t name_len, const char *ns, size_t ns_len,
                                  int attr_hint);
+/* The same with `attr_bytes` bytes reserved for attribute strings: each
+ * attribute pushed takes name_len + value_len + 2 of them, first come first
+ * served; one that no longer fits gets its own allocation, so the number may
+ * be an estimate (0: reserve none). The exact sum makes a parsed element
+ * with all its attributes one allocation. */
+uvx_stanza_t *stanza_new_element_sized(const char *name, size_t name_len, const char *ns,
+                                       size_t ns_len, int attr_hint, size_t attr_bytes);
+/* Typical XMPP attributes (to/from JIDs, id, type) average below this. */
+enum { STANZA_ATTR_BYTES_GUESS = 40 };
 /* Appends an attribute without checking for a duplicate (the parser knows
  * XML forbids them). 0 or UVX_ENOMEM. */
 int stanza_push_attr(uvx_stanza_t *s, const char *name, size_t name_len, const char *value,

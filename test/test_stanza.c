@@ -1,4 +1,6 @@
 /* Unit tests for the stanza tree, serializer, builder, fmt and reply helpers. */
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -557,6 +559,196 @@ static void test_copy(void)
     uvx_stanza_unref(xc);
     uvx_stanza_unref(c);
     uvx_stanza_unref(m);
+}
+
+/* ---- Attribute strings in the node's block ------------------------------- */
+
+/* 1 if the attribute's strings live in the element's own pool. */
+static int attr_in_pool(const uvx_stanza_t *s, int i)
+{
+    return (uintptr_t)s->attrs[i].name - (uintptr_t)s->pool < s->pool_size;
+}
+
+static int all_attrs_in_pool(const uvx_stanza_t *s)
+{
+    for (int i = 0; i < s->nattrs; i++)
+        if (!attr_in_pool(s, i))
+            return 0;
+    return 1;
+}
+
+/* Bytes the attributes take as "name\0value\0" pairs. */
+static size_t attr_bytes(const uvx_stanza_t *s)
+{
+    size_t n = 0;
+    for (int i = 0; i < s->nattrs; i++)
+        n += strlen(s->attrs[i].name) + strlen(s->attrs[i].value) + 2;
+    return n;
+}
+
+static void test_parsed_attrs_in_block(void)
+{
+    const char *xml = "<message to='juliet@example.com/balcony' from='romeo@example.net/orchard' "
+                      "type='chat' id='m1' xml:lang='en'><body>hi</body></message>";
+    uvx_stanza_t *m = parse(xml);
+    CHECK(m != NULL);
+    if (m == NULL)
+        return;
+    CHECK_INT(uvx_stanza_attr_count(m), 5);
+    CHECK(m->pool != NULL);
+    CHECK(all_attrs_in_pool(m));
+    CHECK_INT(m->pool_used, attr_bytes(m));
+    CHECK(m->pool_used <= m->pool_size);
+    CHECK_STR(uvx_stanza_attr(m, "xml:lang"), "en");
+    CHECK(serializes_to(m, NULL, xml));
+
+    /* Replacing a pool attribute: same position, new value; the pool still
+     * has room, so the value goes there too. */
+    unsigned used = m->pool_used;
+    CHECK_INT(uvx_stanza_set_type(m, "normal"), 0);
+    CHECK_STR(uvx_stanza_type(m), "normal");
+    const char *n = NULL;
+    CHECK_INT(uvx_stanza_attr_at(m, 2, &n, NULL), 0);
+    CHECK_STR(n, "type");
+    CHECK(attr_in_pool(m, 2));
+    CHECK_INT(m->pool_used, used + strlen("type") + strlen("normal") + 2);
+
+    /* A value too big for the rest of the pool gets its own block. */
+    char big[301];
+    memset(big, 'j', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK_INT(uvx_stanza_set_to(m, big), 0);
+    CHECK_STR(uvx_stanza_to(m), big);
+    CHECK(!attr_in_pool(m, 0));
+    CHECK_STR(uvx_stanza_from(m), "romeo@example.net/orchard");
+
+    /* Removing one from the pool, then the malloc'd one. */
+    CHECK_INT(uvx_stanza_remove_attr(m, "from"), 0);
+    CHECK(uvx_stanza_from(m) == NULL);
+    CHECK_INT(uvx_stanza_remove_attr(m, "to"), 0);
+    CHECK_INT(uvx_stanza_attr_count(m), 3);
+    CHECK(all_attrs_in_pool(m));
+    CHECK(serializes_to(m, NULL,
+                        "<message type='normal' id='m1' xml:lang='en'><body>hi</body></message>"));
+
+    /* A new attribute after that: still works, wherever it lands. */
+    CHECK_INT(uvx_stanza_set_attr(m, "from", "a@b"), 0);
+    CHECK_STR(uvx_stanza_from(m), "a@b");
+    CHECK_INT(uvx_stanza_attr_count(m), 4);
+
+    /* The name and namespace in the block can be replaced too. */
+    CHECK_INT(uvx_stanza_set_name(m, "iq"), 0);
+    CHECK_INT(uvx_stanza_set_ns(m, "jabber:client"), 0);
+    CHECK(serializes_to(m, "jabber:client",
+                        "<iq type='normal' id='m1' xml:lang='en' from='a@b'><body "
+                        "xmlns=''>hi</body></iq>"));
+    uvx_stanza_unref(m);
+}
+
+static void test_copy_of_parsed(void)
+{
+    uvx_stanza_t *m = parse("<message xmlns='jabber:client' to='a@b/c' type='chat' id='x'>"
+                            "<body>one &amp; two</body><x xmlns='urn:x' a='1'/></message>");
+    CHECK(m != NULL);
+    if (m == NULL)
+        return;
+    uvx_stanza_t *c = uvx_stanza_copy(m);
+    CHECK(c != NULL);
+    if (c == NULL) {
+        uvx_stanza_unref(m);
+        return;
+    }
+    CHECK(trees_equal(c, m));
+    /* A copy reserves exactly what its attributes need, in its own block. */
+    CHECK(all_attrs_in_pool(c));
+    CHECK_INT(c->pool_size, attr_bytes(m));
+    CHECK_INT(c->pool_used, c->pool_size);
+    uvx_stanza_t *x = uvx_stanza_child(c, "x");
+    CHECK(x != NULL && all_attrs_in_pool(x) && x->pool_size == 4);
+    CHECK(x != NULL && x->pool != m->pool && x->attrs[0].name != m->attrs[0].name);
+
+    /* Independent of the original, whichever of them changes. */
+    CHECK_INT(uvx_stanza_set_to(c, "z@z"), 0);
+    CHECK_STR(uvx_stanza_to(m), "a@b/c");
+    CHECK_INT(uvx_stanza_remove_attr(m, "id"), 0);
+    CHECK_STR(uvx_stanza_id(c), "x");
+    uvx_stanza_unref(m);
+    CHECK(serializes_to(c, "jabber:client",
+                        "<message to='z@z' type='chat' id='x'><body>one &amp; two</body>"
+                        "<x xmlns='urn:x' a='1'/></message>"));
+    uvx_stanza_unref(c);
+}
+
+static void test_attr_pool_overflow(void)
+{
+    /* Room for 2 attributes and 12 bytes of strings. */
+    uvx_stanza_t *s = stanza_new_element_sized("x", 1, NULL, 0, 2, 12);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    CHECK_INT(s->pool_size, 12);
+    CHECK_INT(stanza_push_attr(s, "a", 1, "1234567890", 10), 0); /* 13 bytes: too big */
+    CHECK(!attr_in_pool(s, 0));
+    CHECK_INT(s->pool_used, 0);
+    CHECK_INT(stanza_push_attr(s, "b", 1, "1", 1), 0); /* 4 bytes */
+    CHECK(attr_in_pool(s, 1));
+    CHECK_INT(stanza_push_attr(s, "c", 1, "22", 2), 0); /* 5 bytes: 9 used */
+    CHECK(attr_in_pool(s, 2));
+    CHECK(!(s->flags & STANZA_F_ATTRS_INLINE));          /* past the hint: the array moved out */
+    CHECK_INT(stanza_push_attr(s, "d", 1, "333", 3), 0); /* 6 bytes > 3 left */
+    CHECK(!attr_in_pool(s, 3));
+    CHECK_INT(stanza_push_attr(s, "e", 1, "", 0), 0); /* exactly the 3 left */
+    CHECK(attr_in_pool(s, 4));
+    CHECK_INT(s->pool_used, s->pool_size);
+    CHECK(serializes_to(s, NULL, "<x a='1234567890' b='1' c='22' d='333' e=''/>"));
+
+    /* The pool is full: a replacement of a pool attribute is malloc'd. */
+    CHECK_INT(uvx_stanza_set_attr(s, "b", "B"), 0);
+    CHECK(!attr_in_pool(s, 1));
+    /* A value taken from the attribute itself is copied before the old
+     * storage goes, in the pool or not. */
+    CHECK_INT(uvx_stanza_set_attr(s, "a", uvx_stanza_attr(s, "a")), 0);
+    CHECK_STR(uvx_stanza_attr(s, "a"), "1234567890");
+    CHECK_INT(uvx_stanza_set_attr(s, "c", uvx_stanza_attr(s, "c")), 0);
+    CHECK_STR(uvx_stanza_attr(s, "c"), "22");
+    /* A malloc'd one replaced by another. */
+    CHECK_INT(uvx_stanza_set_attr(s, "a", "A"), 0);
+    CHECK_INT(uvx_stanza_remove_attr(s, "c"), 0);
+    CHECK_INT(uvx_stanza_remove_attr(s, "d"), 0);
+    CHECK(serializes_to(s, NULL, "<x a='A' b='B' e=''/>"));
+
+    uvx_stanza_t *copy = uvx_stanza_copy(s);
+    CHECK(copy != NULL && trees_equal(copy, s) && all_attrs_in_pool(copy));
+    uvx_stanza_unref(copy);
+    uvx_stanza_unref(s);
+}
+
+static void test_attr_pool_sizes(void)
+{
+    /* Without a byte count the constructor guesses from the attribute hint. */
+    uvx_stanza_t *s = stanza_new_element("iq", 2, "jabber:client", 13, 3);
+    CHECK(s != NULL && s->pool != NULL);
+    CHECK_INT(s ? s->pool_size : 0, 3 * STANZA_ATTR_BYTES_GUESS);
+    CHECK_STR(uvx_stanza_ns(s), "jabber:client");
+    uvx_stanza_unref(s);
+
+    /* No hint, no pool: every attribute is its own allocation. */
+    s = stanza_new_element("iq", 2, NULL, 0, 0);
+    CHECK(s != NULL && s->pool == NULL && s->pool_size == 0);
+    CHECK_INT(stanza_push_attr(s, "id", 2, "1", 1), 0);
+    CHECK_STR(uvx_stanza_id(s), "1");
+    CHECK(!attr_in_pool(s, 0));
+    uvx_stanza_unref(s);
+
+    /* An absurd byte count reserves nothing rather than failing. */
+    s = stanza_new_element_sized("iq", 2, NULL, 0, 1, (size_t)UINT_MAX);
+    CHECK(s != NULL && s->pool_size == 0);
+    CHECK_INT(stanza_push_attr(s, "id", 2, "1", 1), 0);
+    CHECK_STR(uvx_stanza_id(s), "1");
+    uvx_stanza_unref(s);
+
+    /* A size that cannot be allocated fails cleanly. */
+    CHECK(stanza_new_element_sized("iq", SIZE_MAX - 8, NULL, 0, 0, 0) == NULL);
 }
 
 /* ---- Serializer ---------------------------------------------------------- */
@@ -1212,6 +1404,10 @@ int main(void)
     tap_run("child text", test_child_text);
     tap_run("private constructors", test_private_constructors);
     tap_run("deep copy", test_copy);
+    tap_run("parsed attributes live in the node's block", test_parsed_attrs_in_block);
+    tap_run("copy of a parsed stanza", test_copy_of_parsed);
+    tap_run("attribute pool overflow", test_attr_pool_overflow);
+    tap_run("attribute pool sizes", test_attr_pool_sizes);
     tap_run("serialize basics", test_serialize_basic);
     tap_run("serialize namespaces", test_serialize_namespaces);
     tap_run("serialize escaping", test_serialize_escaping);
