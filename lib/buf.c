@@ -44,39 +44,44 @@ int buf_append_str(buf_t *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
+/* What each byte becomes, or NULL when it stays as it is; [1] is for
+ * attribute values, which also escape quotes and whitespace other than
+ * the space (the reader would normalise those away). */
+static const char *escape_for(unsigned char c, int in_attr)
+{
+    switch (c) {
+    case '&':
+        return "&amp;";
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '\r':
+        return "&#xD;"; /* a raw CR would be normalised away by the reader */
+    case '\'':
+        return in_attr ? "&apos;" : NULL;
+    case '"':
+        return in_attr ? "&quot;" : NULL;
+    case '\t':
+        return in_attr ? "&#x9;" : NULL;
+    case '\n':
+        return in_attr ? "&#xA;" : NULL;
+    default:
+        return NULL;
+    }
+}
+
 int buf_append_escaped(buf_t *b, const char *s, size_t len, int in_attr)
 {
+    /* Reserve for the common case (nothing to escape) up front. */
+    if (buf_reserve(b, len))
+        return UVX_ENOMEM;
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
-        const char *rep = NULL;
-        switch (s[i]) {
-        case '&':
-            rep = "&amp;";
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '\'':
-            rep = in_attr ? "&apos;" : NULL;
-            break;
-        case '"':
-            rep = in_attr ? "&quot;" : NULL;
-            break;
-        case '\r':
-            rep = "&#xD;"; /* a raw CR would be normalised away by the reader */
-            break;
-        case '\t':
-            rep = in_attr ? "&#x9;" : NULL;
-            break;
-        case '\n':
-            rep = in_attr ? "&#xA;" : NULL;
-            break;
-        default:
-            break;
-        }
+        unsigned char c = (unsigned char)s[i];
+        if (c > '>') /* fast path: nothing above '>' needs escaping */
+            continue;
+        const char *rep = escape_for(c, in_attr);
         if (rep == NULL)
             continue;
         if (buf_append(b, s + start, i - start) || buf_append_str(b, rep))

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "stanza.h"
 
 static void conn_check_high_water(uvx_conn_t *conn)
 {
@@ -35,16 +36,15 @@ int conn_queue_raw(uvx_conn_t *conn, const char *data, size_t len)
 
 int conn_send_internal(uvx_conn_t *conn, const uvx_stanza_t *s)
 {
-    char *xml;
-    size_t len;
-    int rc = uvx_stanza_serialize(s, UVX_NS_CLIENT, &xml, &len);
+    /* straight into the queue: no intermediate string per stanza */
+    int rc = stanza_serialize_into(&conn->outq, s, UVX_NS_CLIENT);
     if (rc)
         return rc;
     if (conn->xml_out)
         conn->xml_out(conn, s, conn->xml_ud);
-    rc = conn_queue_raw(conn, xml, len);
-    free(xml);
-    return rc;
+    conn_mark_dirty(conn);
+    conn_check_high_water(conn);
+    return 0;
 }
 
 int conn_flush_now(uvx_conn_t *conn)

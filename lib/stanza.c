@@ -842,6 +842,21 @@ static int write_node(buf_t *b, const uvx_stanza_t *s, const char *scope_ns)
     return rc;
 }
 
+int stanza_serialize_into(buf_t *b, const uvx_stanza_t *s, const char *outer_ns)
+{
+    if (s == NULL)
+        return UVX_EINVAL;
+    if (outer_ns != NULL && *outer_ns == '\0')
+        outer_ns = NULL;
+    size_t start = b->len;
+    int rc = write_node(b, s, outer_ns);
+    if (rc != 0 && b->data) { /* leave the buffer as it was */
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return rc;
+}
+
 int uvx_stanza_serialize(const uvx_stanza_t *s, const char *outer_ns, char **out, size_t *len)
 {
     if (out != NULL)

@@ -2,6 +2,7 @@
 #ifndef UVX_STANZA_INTERNAL_H
 #define UVX_STANZA_INTERNAL_H
 
+#include "buf.h"
 #include "uvxmpp.h"
 
 enum { STANZA_ELEMENT = 1, STANZA_TEXT = 2 };
@@ -71,5 +72,10 @@ void stanza_append_child(uvx_stanza_t *parent, uvx_stanza_t *child);
  * namespace `wrapper_ns` (NULL: none), as if it stood on a stream with that
  * namespace: uvx_stanza_fmt() parses <message/> etc. under jabber:client. */
 uvx_stanza_t *stanza_parse_in(const char *xml, size_t len, const char *wrapper_ns, int *err);
+
+/* Appends the serialization of `s` (as uvx_stanza_serialize) to `b`; on
+ * failure `b` is left as it was. The send path writes straight into the
+ * connection's queue with it. */
+int stanza_serialize_into(buf_t *b, const uvx_stanza_t *s, const char *outer_ns);
 
 #endif
