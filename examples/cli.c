@@ -7,11 +7,14 @@
 static void cli_usage(const cli_t *cli, const char *extra_usage)
 {
     fprintf(stderr,
-            "usage: %s [--allow-plain] [--mech NAME] [--bind ADDR] SERVICE JID PASSWORD%s%s\n"
-            "  SERVICE       tcp://host[:port] or a bare domain\n"
-            "  --allow-plain allow SASL PLAIN on an unencrypted stream\n"
-            "  --mech NAME   use only this SASL mechanism\n"
-            "  --bind ADDR   local address to connect from\n",
+            "usage: %s [--allow-plain] [--mech NAME] [--cafile FILE] [--insecure] [--bind ADDR]\n"
+            "       SERVICE JID PASSWORD%s%s\n"
+            "  SERVICE        tcp://host[:port], xmpps://host[:port] or a bare domain\n"
+            "  --allow-plain  allow a stream without TLS and SASL PLAIN on it\n"
+            "  --mech NAME    use only this SASL mechanism\n"
+            "  --cafile FILE  trust the CA certificates in FILE (PEM)\n"
+            "  --insecure     accept any server certificate (tests only)\n"
+            "  --bind ADDR    local address to connect from\n",
             cli->prog, extra_usage ? " " : "", extra_usage ? extra_usage : "");
 }
 
@@ -30,6 +33,10 @@ void cli_parse(cli_t *cli, int argc, char **argv, int min_args, const char *extr
         } else if (strcmp(argv[i], "--mech") == 0 && i + 1 < argc) {
             cli->mechs[0] = argv[++i];
             cli->opts.mechanisms = cli->mechs;
+        } else if (strcmp(argv[i], "--cafile") == 0 && i + 1 < argc) {
+            cli->opts.tls_cafile = argv[++i];
+        } else if (strcmp(argv[i], "--insecure") == 0) {
+            cli->opts.tls_insecure = 1;
         } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
             cli->opts.bind_address = argv[++i];
         } else {
