@@ -520,6 +520,10 @@ typedef struct uvx_connect_args {
     const char *authcid;       /* authentication identity, default: the JID's node */
     unsigned disconnection_timeout_ms; /* graceful-close wait, default 3000 */
     unsigned wait, hold;       /* BOSH only */
+    /* SCRAM keys from an earlier login (uvx_conn_scram_keys()), used
+     * instead of running PBKDF2 when the server's salt and iteration count
+     * still match; `pass` may then be NULL. Copied. See "SASL" below. */
+    const struct uvx_scram_keys *scram_keys;
 } uvx_connect_args_t;
 
 /* Connects and logs in. `jid` is "node@domain[/resource]", or a bare
@@ -661,6 +665,125 @@ typedef struct uvx_plugin {
 int uvx_ctx_add_plugin(uvx_ctx_t *ctx, const uvx_plugin_t *plugin);
 /* The per-connection data of plugin `name`, or NULL. */
 void *uvx_plugin_data(const uvx_conn_t *conn, const char *name);
+
+/* ---- SASL ---------------------------------------------------------------- */
+
+/* Built-in mechanisms and their default priorities (Strophe.js 5):
+ *   SCRAM-SHA-512 72, SCRAM-SHA-384 71, SCRAM-SHA-256 70, SCRAM-SHA-1 60,
+ *   PLAIN 50, OAUTHBEARER 40, X-OAUTH2 30, ANONYMOUS 20, EXTERNAL 10.
+ * The connection picks the highest-priority mechanism the server offers
+ * whose test passes (or follows the `mechanisms` option's order), and after
+ * a <failure/> tries the next acceptable one before reporting AUTHFAIL.
+ * Tests: SCRAM needs a node (or authcid) and a password or matching cached
+ * keys; PLAIN, OAUTHBEARER and X-OAUTH2 send a reusable secret and need an
+ * encrypted stream or allow_plain; OAUTHBEARER and X-OAUTH2 take the token
+ * as the password; ANONYMOUS needs a JID without a node; EXTERNAL is always
+ * eligible (the TLS client certificate decides).
+ *
+ * SASL conditions reported with AUTHFAIL besides the server's own
+ * ("not-authorized", ...):
+ *   "bad-challenge"             a server message the mechanism cannot parse
+ *   "scram-nonce-mismatch"      the server nonce does not extend ours
+ *   "scram-iterations"          iteration count below 4096 or above
+ *                               UVX_SCRAM_MAX_ITERATIONS
+ *   "scram-extension"           a mandatory extension (m=) we don't know
+ *   "scram-server-error"        the server-final message carried e=...
+ *   "scram-keys-stale"          cached keys don't fit this salt/iteration
+ *                               count and no password was given
+ *   "server-signature-mismatch" the server could not prove it knows the
+ *                               password (never followed by CONNECTED)
+ *   "bad-success"               undecodable <success/> data, or a user
+ *                               mechanism's success hook refused it
+ *   "aborted"                   uvx_sasl_abort() left no mechanism to try */
+
+#define UVX_SCRAM_MIN_ITERATIONS 4096
+#define UVX_SCRAM_MAX_ITERATIONS 1000000
+#define UVX_SCRAM_MAX_SALT 128
+#define UVX_SCRAM_MAX_KEY 64
+
+/* The keys a SCRAM login derived from the password (Strophe's scram_keys).
+ * Keep them instead of the password: passed back through
+ * uvx_connect_args_t.scram_keys they skip PBKDF2 while the server keeps the
+ * same salt and iteration count. (Servers that store plaintext passwords,
+ * like Prosody's internal_plain, pick a new salt every login; then the
+ * password is needed again.) Treat them as secret as the password. */
+typedef struct uvx_scram_keys {
+    char hash[16];       /* "SHA-1", "SHA-256", "SHA-384" or "SHA-512" */
+    unsigned iterations; /* the server's i= */
+    size_t salt_len;
+    unsigned char salt[UVX_SCRAM_MAX_SALT]; /* decoded s= */
+    size_t key_len;      /* the hash's output size */
+    unsigned char client_key[UVX_SCRAM_MAX_KEY];
+    unsigned char server_key[UVX_SCRAM_MAX_KEY];
+} uvx_scram_keys_t;
+
+/* Copies the keys of the last successful SCRAM login on `conn` (valid from
+ * AUTHENTICATING's success on, until the next uvx_connect()/uvx_reset()).
+ * 0, UVX_EINVAL, or UVX_ENOTFOUND when the last login used no SCRAM. */
+int uvx_conn_scram_keys(const uvx_conn_t *conn, uvx_scram_keys_t *keys);
+
+/* Returned by a mechanism's start or challenge hook: the answer will come
+ * later through uvx_sasl_respond() (or uvx_sasl_abort()). */
+#define UVX_SASL_PENDING 1
+
+/* A user mechanism: Strophe's registerSASLMechanism. Hooks get the
+ * connection and `ud`. During a hook (or later, for UVX_SASL_PENDING) the
+ * mechanism answers with uvx_sasl_respond(); it reads the login's
+ * credentials with uvx_sasl_authcid() and friends.
+ *   test      1 if the mechanism may be used for this login. NULL: always.
+ *   start     the initial response. Return 0 having called
+ *             uvx_sasl_respond() (sent with <auth/>) or not (no initial
+ *             response), UVX_SASL_PENDING to answer later, or a negative
+ *             code to pass (the next mechanism is tried).
+ *   challenge answers a (decoded) server challenge: 0 (an empty response
+ *             unless uvx_sasl_respond() was called), UVX_SASL_PENDING, or
+ *             negative to abort with AUTHFAIL "bad-challenge". NULL: any
+ *             challenge is an error.
+ *   success   sees the additional data of <success/> (decoded, may be
+ *             empty): 0 to accept, negative for AUTHFAIL "bad-success".
+ *   failure   told the condition of a <failure/> for this mechanism
+ *             (before the next mechanism is tried).
+ * Any hook but start may be NULL. */
+typedef struct uvx_sasl_mechanism {
+    const char *name; /* as the server lists it; copied */
+    int priority;     /* higher is preferred */
+    int (*test)(uvx_conn_t *conn, void *ud);
+    int (*start)(uvx_conn_t *conn, void *ud);
+    int (*challenge)(uvx_conn_t *conn, const char *data, size_t len, void *ud);
+    int (*success)(uvx_conn_t *conn, const char *data, size_t len, void *ud);
+    void (*failure)(uvx_conn_t *conn, const char *condition, void *ud);
+    void *ud;
+} uvx_sasl_mechanism_t;
+
+/* Adds a mechanism to the context (copied), replacing a built-in or
+ * earlier one of the same name. Connections select from the context's set
+ * at each login. UVX_EINVAL (no name or start), UVX_ENOMEM. */
+int uvx_ctx_register_sasl_mechanism(uvx_ctx_t *ctx, const uvx_sasl_mechanism_t *mech);
+/* Removes a mechanism (built-in or not) from the context's set.
+ * UVX_ENOTFOUND when it is not there. */
+int uvx_ctx_unregister_sasl_mechanism(uvx_ctx_t *ctx, const char *name);
+/* The context's mechanism names by priority, highest first, into names[]
+ * (borrowed, valid until the set changes); returns how many there are
+ * (possibly more than max). */
+int uvx_ctx_sasl_mechanisms(uvx_ctx_t *ctx, const char **names, int max);
+
+/* Answers the server: the initial response (after start) or a challenge
+ * response. Raw bytes; the library base64-encodes them. Inside a hook the
+ * answer goes out when the hook returns; after UVX_SASL_PENDING it goes
+ * out now. UVX_ESTATE when no answer is awaited. */
+int uvx_sasl_respond(uvx_conn_t *conn, const void *data, size_t len);
+/* Gives up on the current exchange after UVX_SASL_PENDING: before <auth/>
+ * the next mechanism is tried at once; after it an <abort/> is sent and the
+ * server's <failure/> leads to the next mechanism. UVX_ESTATE otherwise. */
+int uvx_sasl_abort(uvx_conn_t *conn);
+/* The login's credentials, for mechanisms (borrowed, NULL when absent):
+ * the authentication identity (the JID's node or connect args' authcid),
+ * the bare JID to authorize as, the password (or token), and the name of
+ * the mechanism in use (or, once SASL ended, the last one tried). */
+const char *uvx_sasl_authcid(const uvx_conn_t *conn);
+const char *uvx_sasl_authzid(const uvx_conn_t *conn);
+const char *uvx_sasl_password(const uvx_conn_t *conn);
+const char *uvx_sasl_mechanism(const uvx_conn_t *conn);
 
 #ifdef __cplusplus
 }

@@ -553,6 +553,8 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
     free(node);
     if (conn->jid == NULL || (pass && conn->pass == NULL) || (authcid && conn->authcid == NULL))
         return UVX_ENOMEM;
+    if (args && args->scram_keys && sasl_login_set_keys(conn, args->scram_keys) != 0)
+        return UVX_EINVAL;
     conn->disconnection_timeout_ms =
         args && args->disconnection_timeout_ms ? args->disconnection_timeout_ms : 3000;
     conn->status_cb = cb;

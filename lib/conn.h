@@ -28,6 +28,7 @@ struct uvx_ctx {
     uv_check_t check;        /* flushes what I/O callbacks queued */
     uvx_conn_t *dirty;       /* connections with bytes to flush */
     ctx_plugin_t *plugins;
+    struct sasl_ctx *sasl;   /* SASL registry and DRBG (sasl/registry.c), lazily made */
     int read_busy;           /* the shared read buffer is lent out */
     struct tls_shared *tls;  /* DRBG + TLS configurations, made on first use */
     char read_buf[CTX_READ_BUF_SIZE];

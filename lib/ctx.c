@@ -42,6 +42,7 @@ int uvx_ctx_free(uvx_ctx_t *ctx)
     if (ctx->nconns > 0 || ctx->hooks_open || ctx->hooks_closing)
         return UVX_ESTATE;
     tls_shared_free(ctx->tls);
+    sasl_ctx_free(ctx);
     ctx_plugin_t *p = ctx->plugins;
     while (p) {
         ctx_plugin_t *next = p->next;

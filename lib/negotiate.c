@@ -27,12 +27,24 @@ static void neg_fail(uvx_conn_t *conn, int status, const char *condition, uvx_st
     conn_do_disconnect(conn, condition);
 }
 
+static void neg_free_keys(uvx_scram_keys_t **k)
+{
+    if (*k)
+        memset(*k, 0, sizeof(**k));
+    free(*k);
+    *k = NULL;
+}
+
+static void neg_mech_end(sasl_session_t *s);
+
 void negotiate_cleanup(uvx_conn_t *conn)
 {
-    if (conn->mech && conn->mech->cleanup)
-        conn->mech->cleanup(&conn->sasl);
-    conn->mech = NULL;
-    memset(&conn->sasl, 0, sizeof(conn->sasl));
+    sasl_session_t *s = &conn->sasl;
+    neg_mech_end(s);
+    free(s->authzid_buf);
+    neg_free_keys(&s->keys_given);
+    neg_free_keys(&s->keys_learned);
+    memset(s, 0, sizeof(*s));
     uvx_stanza_unref(conn->features);
     conn->features = NULL;
 }
@@ -51,8 +63,10 @@ void negotiate_on_stream_open(uvx_conn_t *conn, uvx_stanza_t *root)
 
 /* ---- SASL ---- */
 
+#define SASL_ABORT "<abort xmlns='" UVX_NS_SASL "'/>"
+
 static int neg_send_sasl(uvx_conn_t *conn, const char *element, const char *mech,
-                         const buf_t *payload, int has_payload)
+                         const char *payload, size_t payload_len, int has_payload)
 {
     buf_t xml = BUF_INIT;
     int rc = buf_append_str(&xml, "<");
@@ -65,19 +79,19 @@ static int neg_send_sasl(uvx_conn_t *conn, const char *element, const char *mech
     }
     if (!has_payload) {
         rc = rc ? rc : buf_append_str(&xml, "/>");
-    } else if (payload->len == 0) {
+    } else if (payload_len == 0) {
         rc = rc ? rc : buf_append_str(&xml, ">=</"); /* RFC 6120 §6.4.2: empty response */
         rc = rc ? rc : buf_append_str(&xml, element);
         rc = rc ? rc : buf_append_str(&xml, ">");
     } else {
         size_t b64len = 0;
-        mbedtls_base64_encode(NULL, 0, &b64len, (const unsigned char *)payload->data, payload->len);
+        mbedtls_base64_encode(NULL, 0, &b64len, (const unsigned char *)payload, payload_len);
         rc = rc ? rc : buf_append_str(&xml, ">");
         rc = rc ? rc : buf_reserve(&xml, b64len + 32);
         if (rc == 0) {
             size_t olen = 0;
             mbedtls_base64_encode((unsigned char *)xml.data + xml.len, xml.cap - xml.len, &olen,
-                                  (const unsigned char *)payload->data, payload->len);
+                                  (const unsigned char *)payload, payload_len);
             xml.len += olen;
         }
         rc = rc ? rc : buf_append_str(&xml, "</");
@@ -86,8 +100,17 @@ static int neg_send_sasl(uvx_conn_t *conn, const char *element, const char *mech
     }
     if (rc == 0)
         rc = conn_queue_raw(conn, xml.data, xml.len);
+    if (xml.data) /* it may hold a password */
+        memset(xml.data, 0, xml.len);
     buf_free(&xml);
     return rc;
+}
+
+static void neg_wipe(buf_t *b)
+{
+    if (b->data)
+        memset(b->data, 0, b->len);
+    buf_free(b);
 }
 
 /* Decodes SASL element text ("" or "=" mean empty). */
@@ -118,12 +141,37 @@ static int neg_mech_offered(uvx_stanza_t *mechs, const char *name)
     return 0;
 }
 
-static int neg_mech_index(const char *name)
+static int neg_plus_offered(uvx_stanza_t *mechs, const char *name)
 {
-    for (int i = 0; sasl_builtin[i]; i++)
-        if (strcmp(sasl_builtin[i]->name, name) == 0)
-            return i;
-    return -1;
+    char plus[128];
+    int n = snprintf(plus, sizeof(plus), "%s-PLUS", name);
+    return n > 0 && (size_t)n < sizeof(plus) && neg_mech_offered(mechs, plus);
+}
+
+static int neg_tried(const sasl_session_t *s, const sasl_entry_t *e)
+{
+    for (int i = 0; i < s->ntried; i++)
+        if (s->tried[i] == e)
+            return 1;
+    return 0;
+}
+
+static void neg_mark_tried(sasl_session_t *s)
+{
+    if (s->entry && !neg_tried(s, s->entry) && s->ntried < SASL_MAX_TRIED)
+        s->tried[s->ntried++] = s->entry;
+}
+
+/* Ends the running mechanism (its cleanup detaches any pending work). */
+static void neg_mech_end(sasl_session_t *s)
+{
+    if (s->entry && s->entry->mech->cleanup)
+        s->entry->mech->cleanup(s);
+    if (s->entry)
+        s->last = s->entry;
+    s->entry = NULL;
+    s->state = NULL;
+    s->stage = SASL_IDLE;
 }
 
 static void neg_fill_session(uvx_conn_t *conn)
@@ -133,76 +181,105 @@ static void neg_fill_session(uvx_conn_t *conn)
     s->authcid = conn->authcid;
     s->password = conn->pass;
     s->domain = conn->domain;
-    s->authzid = NULL;
+    if (s->authzid_buf == NULL)
+        s->authzid_buf = uvx_jid_bare(conn->jid);
+    s->authzid = s->authzid_buf;
+    char *node = uvx_jid_node(conn->jid);
+    s->has_node = node != NULL;
+    free(node);
+    s->cleartext_ok = conn->secure || conn->allow_plain;
+}
+
+/* Offered, not yet tried, passing its test and the cleartext rule. */
+static int neg_acceptable(sasl_session_t *s, uvx_stanza_t *mechs, const sasl_entry_t *e,
+                          int *plain_blocked)
+{
+    if (e == NULL || neg_tried(s, e) || !neg_mech_offered(mechs, e->name))
+        return 0;
+    s->entry = e; /* tests may look at their entry */
+    int ok = e->mech->test(s);
+    s->entry = NULL;
+    if (ok && (e->mech->flags & SASL_CLEARTEXT) && !s->cleartext_ok) {
+        *plain_blocked = 1;
+        return 0;
+    }
+    return ok;
 }
 
 /* The next acceptable mechanism: in the caller's order when given, else by
- * priority; offered by the server, passing its test, not yet tried. */
-static const sasl_mech_t *neg_pick_mech(uvx_conn_t *conn, uvx_stanza_t *mechs, int *plain_blocked)
+ * priority. */
+static const sasl_entry_t *neg_pick_mech(uvx_conn_t *conn, uvx_stanza_t *mechs, int *plain_blocked)
 {
-    *plain_blocked = 0;
+    sasl_session_t *s = &conn->sasl;
+    if (s->ntried >= SASL_MAX_TRIED)
+        return NULL;
     if (conn->mechanisms) {
         for (char **name = conn->mechanisms; *name; name++) {
-            int i = neg_mech_index(*name);
-            if (i < 0 || (conn->tried_mechs & (1u << i)) || !neg_mech_offered(mechs, *name))
-                continue;
-            if (sasl_builtin[i]->test(&conn->sasl))
-                return sasl_builtin[i];
-            if (sasl_builtin[i] == &sasl_plain)
-                *plain_blocked = 1;
+            const sasl_entry_t *e = sasl_ctx_find(conn->ctx, *name);
+            if (neg_acceptable(s, mechs, e, plain_blocked))
+                return e;
         }
         return NULL;
     }
-    for (int i = 0; sasl_builtin[i]; i++) {
-        if ((conn->tried_mechs & (1u << i)) || !neg_mech_offered(mechs, sasl_builtin[i]->name))
-            continue;
-        if (sasl_builtin[i]->test(&conn->sasl))
-            return sasl_builtin[i];
-        if (sasl_builtin[i] == &sasl_plain)
-            *plain_blocked = 1;
-    }
+    size_t n = 0;
+    sasl_entry_t *const *entries = sasl_ctx_entries(conn->ctx, &n);
+    for (size_t i = 0; i < n; i++)
+        if (neg_acceptable(s, mechs, entries[i], plain_blocked))
+            return entries[i];
     return NULL;
-}
-
-static char *neg_bare_jid(uvx_conn_t *conn)
-{
-    return uvx_jid_bare(conn->jid);
 }
 
 static void neg_legacy_auth_start(uvx_conn_t *conn);
 
-/* Starts SASL with the next mechanism. Returns 0 when one started;
- * *plain_blocked tells whether PLAIN was offered but not allowed. */
+static int neg_gone(const uvx_conn_t *conn)
+{
+    return conn->closing || conn->state >= ST_CLOSING;
+}
+
+/* Starts SASL with the next acceptable mechanism, skipping those whose
+ * start refuses. Returns 0 when one started (or is preparing its initial
+ * response); *plain_blocked tells whether a cleartext mechanism was offered
+ * but not allowed. */
 static int neg_sasl_start(uvx_conn_t *conn, uvx_stanza_t *mechs, int *plain_blocked)
 {
-    if (conn->mech && conn->mech->cleanup)
-        conn->mech->cleanup(&conn->sasl);
-    conn->mech = NULL;
+    sasl_session_t *s = &conn->sasl;
+    *plain_blocked = 0;
     neg_fill_session(conn);
-    char *bare = neg_bare_jid(conn);
-    const sasl_mech_t *mech = neg_pick_mech(conn, mechs, plain_blocked);
-    if (mech == NULL) {
-        free(bare);
-        return UVX_EAUTH;
-    }
-    conn->sasl.authzid = NULL;
-    buf_t out = BUF_INIT;
-    int has_response = 0;
-    /* The authzid string must outlive start(): keep it in the session only
-     * for the call (mechanisms copy what they need). */
-    conn->sasl.authzid = bare;
-    conn->mech = mech;
-    int rc = mech->start(&conn->sasl, &out, &has_response);
-    conn->sasl.authzid = NULL;
-    free(bare);
-    if (rc < 0) {
-        buf_free(&out);
+    for (;;) {
+        neg_mech_end(s);
+        const sasl_entry_t *e = neg_pick_mech(conn, mechs, plain_blocked);
+        if (e == NULL)
+            return UVX_EAUTH;
+        buf_t out = BUF_INIT;
+        int has_response = 0;
+        s->entry = e;
+        s->server_offers_plus = neg_plus_offered(mechs, e->name);
+        s->condition = NULL;
+        s->sync_out = &out;
+        s->sync_responded = 0;
+        s->abort_requested = 0;
+        conn->state = ST_SASL;
+        int rc = e->mech->start(s, &out, &has_response);
+        s->sync_out = NULL;
+        if (neg_gone(conn)) { /* a user hook closed us */
+            neg_wipe(&out);
+            return 0;
+        }
+        if (rc < 0 || s->abort_requested) {
+            neg_wipe(&out);
+            neg_mark_tried(s);
+            continue;
+        }
+        if (rc == SASL_PENDING && !s->sync_responded) {
+            s->stage = SASL_WAIT_START;
+            neg_wipe(&out);
+            return 0;
+        }
+        s->stage = SASL_SENT;
+        rc = neg_send_sasl(conn, "auth", e->name, out.data, out.len, has_response);
+        neg_wipe(&out);
         return rc;
     }
-    conn->state = ST_SASL;
-    rc = neg_send_sasl(conn, "auth", mech->name, &out, has_response);
-    buf_free(&out);
-    return rc;
 }
 
 static void neg_on_features_unauthenticated(uvx_conn_t *conn, uvx_stanza_t *features)
@@ -212,23 +289,23 @@ static void neg_on_features_unauthenticated(uvx_conn_t *conn, uvx_stanza_t *feat
     conn->features = uvx_stanza_ref(features);
     if (mechs) {
         conn_change_status(conn, UVX_STATUS_AUTHENTICATING, NULL, NULL);
-        if (conn->closing || conn->state >= ST_CLOSING)
+        if (neg_gone(conn))
             return;
         int plain_blocked = 0;
         int rc = neg_sasl_start(conn, mechs, &plain_blocked);
-        if (rc == 0)
+        if (rc == 0 || neg_gone(conn))
             return;
         if (uvx_stanza_child_name_ns(features, "auth", NS_IQ_AUTH_FEATURE)) {
             neg_legacy_auth_start(conn);
             return;
         }
-        neg_fail(conn, UVX_STATUS_CONNFAIL,
-                 plain_blocked ? "plain-not-allowed" : "no-auth-mech", NULL);
+        neg_fail(conn, UVX_STATUS_CONNFAIL, plain_blocked ? "plain-not-allowed" : "no-auth-mech",
+                 NULL);
         return;
     }
     /* No SASL at all: XEP-0078 legacy auth, as Strophe falls back to it. */
     conn_change_status(conn, UVX_STATUS_AUTHENTICATING, NULL, NULL);
-    if (conn->closing || conn->state >= ST_CLOSING)
+    if (neg_gone(conn))
         return;
     neg_legacy_auth_start(conn);
 }
@@ -247,57 +324,228 @@ static const char *neg_first_child_name(uvx_stanza_t *s)
     return c ? uvx_stanza_name(c) : NULL;
 }
 
+/* Gives up on the exchange: <abort/> (RFC 6120 §6.4.4) and AUTHFAIL. */
+static void neg_sasl_abort_fail(uvx_conn_t *conn, const char *condition, uvx_stanza_t *elem)
+{
+    conn_queue_raw(conn, SASL_ABORT, sizeof(SASL_ABORT) - 1);
+    neg_fail(conn, UVX_STATUS_AUTHFAIL, condition, elem);
+}
+
+/* The next mechanism after a failure, or AUTHFAIL with `condition`. */
+static void neg_sasl_next(uvx_conn_t *conn, const char *condition, uvx_stanza_t *elem)
+{
+    neg_mark_tried(&conn->sasl);
+    uvx_stanza_t *mechs =
+        conn->features ? uvx_stanza_child_name_ns(conn->features, "mechanisms", UVX_NS_SASL) : NULL;
+    int plain_blocked = 0;
+    if (mechs && neg_sasl_start(conn, mechs, &plain_blocked) == 0)
+        return;
+    if (!neg_gone(conn))
+        neg_fail(conn, UVX_STATUS_AUTHFAIL, condition, elem);
+}
+
+static void neg_on_challenge(uvx_conn_t *conn, uvx_stanza_t *elem)
+{
+    sasl_session_t *s = &conn->sasl;
+    if (s->stage != SASL_SENT) { /* a challenge we did not ask for */
+        neg_sasl_abort_fail(conn, "bad-challenge", elem);
+        return;
+    }
+    buf_t data = BUF_INIT, out = BUF_INIT;
+    int rc = neg_decode(elem, &data);
+    if (rc == 0 && s->entry->mech->challenge == NULL)
+        rc = UVX_EAUTH; /* a mechanism with no challenge step got one */
+    if (rc == 0) {
+        s->condition = NULL;
+        s->sync_out = &out;
+        s->sync_responded = 0;
+        s->abort_requested = 0;
+        rc = s->entry->mech->challenge(s, data.data ? data.data : "", data.len, &out);
+        s->sync_out = NULL;
+    } else {
+        s->condition = "bad-challenge";
+    }
+    neg_wipe(&data);
+    if (neg_gone(conn)) {
+        neg_wipe(&out);
+        return;
+    }
+    if (s->abort_requested) { /* the server's <failure/> leads to the next mechanism */
+        conn_queue_raw(conn, SASL_ABORT, sizeof(SASL_ABORT) - 1);
+    } else if (rc == SASL_PENDING && !s->sync_responded) {
+        s->stage = SASL_WAIT_ANSWER;
+    } else if (rc < 0 || neg_send_sasl(conn, "response", NULL, out.data, out.len, 1) != 0) {
+        neg_sasl_abort_fail(conn, s->condition ? s->condition : "bad-challenge", elem);
+    }
+    neg_wipe(&out);
+}
+
+static void neg_on_success(uvx_conn_t *conn, uvx_stanza_t *elem)
+{
+    sasl_session_t *s = &conn->sasl;
+    buf_t data = BUF_INIT;
+    int rc = neg_decode(elem, &data);
+    s->condition = rc ? "bad-success" : NULL;
+    if (rc == 0 && s->stage != SASL_SENT) {
+        rc = UVX_EAUTH; /* success before we answered: nothing was proved */
+        s->condition = "server-signature-mismatch";
+    }
+    if (rc == 0 && s->entry->mech->success)
+        rc = s->entry->mech->success(s, data.data ? data.data : "", data.len);
+    neg_wipe(&data);
+    if (neg_gone(conn))
+        return;
+    if (rc < 0) {
+        neg_fail(conn, UVX_STATUS_AUTHFAIL, s->condition ? s->condition : "bad-success", elem);
+        return;
+    }
+    s->stage = SASL_IDLE;
+    conn->authenticated = 1;
+    handlers_authenticated(conn);
+    neg_restart_stream(conn);
+}
+
+static void neg_on_failure(uvx_conn_t *conn, uvx_stanza_t *elem)
+{
+    sasl_session_t *s = &conn->sasl;
+    const char *condition = neg_first_child_name(elem);
+    if (s->entry && s->entry->mech->failure) {
+        s->entry->mech->failure(s, condition);
+        if (neg_gone(conn))
+            return;
+    }
+    /* libstrophe-style fallback: the next acceptable mechanism. */
+    neg_sasl_next(conn, condition ? condition : "not-authorized", elem);
+}
+
 static void neg_on_sasl(uvx_conn_t *conn, uvx_stanza_t *elem, const char *name)
 {
-    buf_t data = BUF_INIT;
-    if (strcmp(name, "challenge") == 0 && conn->mech) {
-        buf_t out = BUF_INIT;
-        int rc = neg_decode(elem, &data);
-        if (rc == 0 && conn->mech->challenge)
-            rc = conn->mech->challenge(&conn->sasl, data.data ? data.data : "", data.len, &out);
-        else if (rc == 0)
-            rc = UVX_EAUTH; /* a mechanism with no challenge step got one */
-        if (rc == 0)
-            rc = neg_send_sasl(conn, "response", NULL, &out, 1);
-        buf_free(&out);
-        buf_free(&data);
-        if (rc < 0) {
-            /* abort the exchange (RFC 6120 §6.4.4) and fail */
-            conn_queue_raw(conn, "<abort xmlns='" UVX_NS_SASL "'/>", 49);
-            neg_fail(conn, UVX_STATUS_AUTHFAIL, "bad-challenge", elem);
-        }
+    if (conn->sasl.entry == NULL) {
+        neg_fail(conn, UVX_STATUS_CONNFAIL, "unexpected-request", elem);
         return;
     }
-    if (strcmp(name, "success") == 0 && conn->mech) {
-        int rc = neg_decode(elem, &data);
-        if (rc == 0 && conn->mech->success)
-            rc = conn->mech->success(&conn->sasl, data.data ? data.data : "", data.len);
-        buf_free(&data);
-        if (rc < 0) {
-            neg_fail(conn, UVX_STATUS_AUTHFAIL, "server-signature-mismatch", elem);
-            return;
-        }
-        conn->authenticated = 1;
-        handlers_authenticated(conn);
-        neg_restart_stream(conn);
+    if (strcmp(name, "challenge") == 0)
+        neg_on_challenge(conn, elem);
+    else if (strcmp(name, "success") == 0)
+        neg_on_success(conn, elem);
+    else if (strcmp(name, "failure") == 0)
+        neg_on_failure(conn, elem);
+    else
+        neg_fail(conn, UVX_STATUS_CONNFAIL, "unexpected-request", elem);
+}
+
+/* ---- asynchronous answers and the public SASL calls ---- */
+
+void sasl_resume(sasl_session_t *s, const char *data, size_t len)
+{
+    uvx_conn_t *conn = s->conn;
+    if (conn == NULL || neg_gone(conn) || conn->state != ST_SASL)
         return;
-    }
-    if (strcmp(name, "failure") == 0) {
-        const char *condition = neg_first_child_name(elem);
-        int i = conn->mech ? neg_mech_index(conn->mech->name) : -1;
-        if (i >= 0)
-            conn->tried_mechs |= 1u << i;
-        /* libstrophe-style fallback: the next acceptable mechanism. */
-        uvx_stanza_t *mechs = conn->features ? uvx_stanza_child_name_ns(conn->features, "mechanisms",
-                                                                         UVX_NS_SASL)
-                                             : NULL;
-        int plain_blocked = 0;
-        if (mechs && neg_sasl_start(conn, mechs, &plain_blocked) == 0)
-            return;
-        neg_fail(conn, UVX_STATUS_AUTHFAIL, condition ? condition : "not-authorized", elem);
+    int rc;
+    if (s->stage == SASL_WAIT_START)
+        rc = neg_send_sasl(conn, "auth", s->entry->name, data, len, 1);
+    else if (s->stage == SASL_WAIT_ANSWER)
+        rc = neg_send_sasl(conn, "response", NULL, data, len, 1);
+    else
         return;
+    s->stage = SASL_SENT;
+    if (rc != 0)
+        neg_sasl_abort_fail(conn, "out-of-memory", NULL);
+}
+
+void sasl_resume_failed(sasl_session_t *s, const char *condition)
+{
+    uvx_conn_t *conn = s->conn;
+    if (conn == NULL || neg_gone(conn) || conn->state != ST_SASL)
+        return;
+    if (s->stage == SASL_WAIT_ANSWER)
+        neg_sasl_abort_fail(conn, condition, NULL);
+    else if (s->stage == SASL_WAIT_START)
+        neg_sasl_next(conn, condition, NULL);
+}
+
+int uvx_sasl_respond(uvx_conn_t *conn, const void *data, size_t len)
+{
+    if (conn == NULL || (data == NULL && len > 0))
+        return UVX_EINVAL;
+    sasl_session_t *s = &conn->sasl;
+    if (s->sync_out) {
+        s->sync_responded = 1;
+        return buf_append(s->sync_out, data ? data : "", len);
     }
-    neg_fail(conn, UVX_STATUS_CONNFAIL, "unexpected-request", elem);
+    if (neg_gone(conn) || conn->state != ST_SASL ||
+        (s->stage != SASL_WAIT_START && s->stage != SASL_WAIT_ANSWER))
+        return UVX_ESTATE;
+    sasl_resume(s, data ? data : "", len);
+    return 0;
+}
+
+int uvx_sasl_abort(uvx_conn_t *conn)
+{
+    if (conn == NULL)
+        return UVX_EINVAL;
+    sasl_session_t *s = &conn->sasl;
+    if (s->sync_out) {
+        s->abort_requested = 1;
+        return 0;
+    }
+    if (neg_gone(conn) || conn->state != ST_SASL)
+        return UVX_ESTATE;
+    if (s->stage == SASL_WAIT_START) {
+        neg_sasl_next(conn, "aborted", NULL);
+        return 0;
+    }
+    if (s->stage == SASL_WAIT_ANSWER) {
+        s->stage = SASL_SENT;
+        return conn_queue_raw(conn, SASL_ABORT, sizeof(SASL_ABORT) - 1);
+    }
+    return UVX_ESTATE;
+}
+
+const char *uvx_sasl_authcid(const uvx_conn_t *conn)
+{
+    return conn ? conn->authcid : NULL;
+}
+
+const char *uvx_sasl_authzid(const uvx_conn_t *conn)
+{
+    return conn ? conn->sasl.authzid : NULL;
+}
+
+const char *uvx_sasl_password(const uvx_conn_t *conn)
+{
+    return conn ? conn->pass : NULL;
+}
+
+const char *uvx_sasl_mechanism(const uvx_conn_t *conn)
+{
+    if (conn == NULL)
+        return NULL;
+    const sasl_entry_t *e = conn->sasl.entry ? conn->sasl.entry : conn->sasl.last;
+    return e ? e->name : NULL;
+}
+
+int uvx_conn_scram_keys(const uvx_conn_t *conn, uvx_scram_keys_t *keys)
+{
+    if (conn == NULL || keys == NULL)
+        return UVX_EINVAL;
+    if (conn->sasl.keys_learned == NULL)
+        return UVX_ENOTFOUND;
+    *keys = *conn->sasl.keys_learned;
+    return 0;
+}
+
+int sasl_login_set_keys(uvx_conn_t *conn, const uvx_scram_keys_t *keys)
+{
+    sasl_session_t *s = &conn->sasl;
+    if (keys == NULL)
+        return 0;
+    if (keys->salt_len > UVX_SCRAM_MAX_SALT || keys->key_len > UVX_SCRAM_MAX_KEY)
+        return UVX_EINVAL;
+    if (s->keys_given == NULL && (s->keys_given = malloc(sizeof(*s->keys_given))) == NULL)
+        return UVX_ENOMEM;
+    *s->keys_given = *keys;
+    return 0;
 }
 
 /* ---- bind and session ---- */
@@ -390,9 +638,8 @@ static void neg_on_bind_reply(uvx_conn_t *conn, uvx_stanza_t *iq)
         return;
     }
     const char *cond = uvx_stanza_error_condition(iq);
-    neg_fail(conn, UVX_STATUS_CONNFAIL, cond && strcmp(cond, "conflict") == 0 ? "conflict"
-                                                                               : "bad-format",
-             iq);
+    neg_fail(conn, UVX_STATUS_CONNFAIL,
+             cond && strcmp(cond, "conflict") == 0 ? "conflict" : "bad-format", iq);
 }
 
 static void neg_on_session_reply(uvx_conn_t *conn, uvx_stanza_t *iq)

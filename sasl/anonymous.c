@@ -1,9 +1,9 @@
 /* SASL ANONYMOUS (RFC 4505): for a JID with no node. */
-#include "conn.h"
+#include "sasl.h"
 
 static int anonymous_test(const sasl_session_t *s)
 {
-    return s->authcid == NULL;
+    return !s->has_node;
 }
 
 static int anonymous_start(sasl_session_t *s, buf_t *out, int *has_response)
@@ -15,5 +15,5 @@ static int anonymous_start(sasl_session_t *s, buf_t *out, int *has_response)
 }
 
 const sasl_mech_t sasl_anonymous = {
-    "ANONYMOUS", 20, anonymous_test, anonymous_start, NULL, NULL, NULL,
+    "ANONYMOUS", 20, 0, NULL, anonymous_test, anonymous_start, NULL, NULL, NULL, NULL,
 };

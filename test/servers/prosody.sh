@@ -60,6 +60,7 @@ limits = {
     c2s_unauthed = { rate = "100mb/s"; burst = "10s" };
 }
 c2s_stanza_size_limit = 16 * 1024 * 1024
+network_settings = { tcp_backlog = 1024 }  -- the default 128 drops SYNs when 1 000 clients connect at once
 smacks_max_queue_size = 20000  -- default 500 is too small for bulk message tests
 -- MAM is offered but archives nothing unless a client asks (prefs): archiving
 -- every message, and truncating a full archive (10 000 items) once per message,
