@@ -366,6 +366,14 @@ void conn_transport_connected(uvx_conn_t *conn)
     }
 }
 
+int conn_channel_binding(uvx_conn_t *conn, const char *type, unsigned char *out, size_t cap,
+                         size_t *len)
+{
+    if (!conn->secure || conn->tp->channel_binding == NULL)
+        return UVX_ENOTSUP;
+    return conn->tp->channel_binding(conn, type, out, cap, len);
+}
+
 void conn_transport_tls_ready(uvx_conn_t *conn)
 {
     /* RFC 6120 §5.4.3.3: a fresh stream over the encrypted connection */

@@ -172,6 +172,10 @@ int conn_flush_now(uvx_conn_t *conn);
 uv_timer_t *conn_timer_new(uvx_conn_t *conn);
 void conn_timer_free(uvx_conn_t *conn, uv_timer_t *t);
 
+/* The transport's channel-binding data ("tls-unique"); 0 or UVX_ENOTSUP. */
+int conn_channel_binding(uvx_conn_t *conn, const char *type, unsigned char *out, size_t cap,
+                         size_t *len);
+
 /* negotiate.c */
 void negotiate_on_stream_open(uvx_conn_t *conn, uvx_stanza_t *root);
 /* Returns 1 if the stanza was consumed by negotiation. */

@@ -402,6 +402,18 @@ int tls_session_established(const tls_session_t *s)
     return s->established;
 }
 
+int tls_session_tls_unique(const tls_session_t *s, unsigned char *out, size_t cap, size_t *len)
+{
+    /* mbedtls 2.28 has no API for it, but keeps the verify data (for
+     * renegotiation) in public fields of the context. */
+    size_t n = s->ssl.verify_data_len;
+    if (!s->established || n == 0 || n > cap)
+        return UVX_ENOTSUP;
+    memcpy(out, s->ssl.own_verify_data, n);
+    *len = n;
+    return 0;
+}
+
 const char *tls_session_error(const tls_session_t *s)
 {
     return s->error ? s->error : "tls-protocol-error";

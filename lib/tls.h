@@ -60,6 +60,10 @@ int tls_session_close_notify(tls_session_t *s);
 /* The ciphertext waiting to be written; the caller sends and resets it. */
 buf_t *tls_session_out(tls_session_t *s);
 int tls_session_established(const tls_session_t *s);
+/* RFC 5929 tls-unique: the first Finished message of the latest handshake
+ * (ours, as the client, after a full handshake). 0 and *len = 12, or
+ * UVX_ENOTSUP before the handshake or after a resumption. */
+int tls_session_tls_unique(const tls_session_t *s, unsigned char *out, size_t cap, size_t *len);
 /* A condition for the status callback: "tls-cert-invalid", "tls-alert",
  * "tls-handshake-failed", "tls-protocol-error". Static. */
 const char *tls_session_error(const tls_session_t *s);

@@ -28,6 +28,10 @@ typedef struct transport_vtable {
      * conn_transport_tls_ready() or conn_transport_failed() later. NULL
      * when the transport cannot. */
     int (*start_tls)(uvx_conn_t *conn);
+    /* Channel-binding data of the TLS layer (type "tls-unique"); 0, or
+     * UVX_ENOTSUP when there is no TLS or no such binding. May be NULL. */
+    int (*channel_binding)(uvx_conn_t *conn, const char *type, unsigned char *out, size_t cap,
+                           size_t *len);
     /* Bytes handed to the transport but not yet written out. */
     size_t (*in_flight)(const uvx_conn_t *conn);
     /* Closes every handle; calls conn_handle_closed() once per handle that

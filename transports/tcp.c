@@ -195,6 +195,15 @@ static int tcp_start_tls(uvx_conn_t *conn)
     return tcp_tls_begin(conn, 1);
 }
 
+static int tcp_channel_binding(uvx_conn_t *conn, const char *type, unsigned char *out,
+                               size_t cap, size_t *len)
+{
+    tcp_transport_t *t = tcp_of(conn);
+    if (t->tls == NULL || strcmp(type, "tls-unique") != 0)
+        return UVX_ENOTSUP;
+    return tls_session_tls_unique(t->tls, out, cap, len);
+}
+
 static void tcp_on_connect(uv_connect_t *req, int status)
 {
     uvx_conn_t *conn = req->data;
@@ -530,6 +539,7 @@ const transport_vtable_t transport_tcp = {
     tcp_close_stream,
     tcp_flush,
     tcp_start_tls,
+    tcp_channel_binding,
     tcp_in_flight,
     tcp_close,
     tcp_destroy,
