@@ -125,6 +125,7 @@ static double run_round(bench_t *b, int cached)
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
+    o.tls_disabled = 1;
     o.mechanisms = only;
     b->finished = b->failures = b->closed = 0;
     b->last_tick = 0;

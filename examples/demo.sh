@@ -20,10 +20,10 @@ echo "starting Prosody on 127.0.0.1:$port"
 bash test/servers/prosody.sh start "$dir" "$port" >/dev/null
 
 service=tcp://127.0.0.1:$port
-./build/examples/echobot --allow-plain "$service" alice@localhost/echobot alicepass &
+./build/examples/echobot --cafile "$dir/certs/localhost.crt" "$service" alice@localhost/echobot alicepass &
 bot=$!
 sleep 1
-./build/examples/sendecho --allow-plain "$service" bob@localhost bobpass \
+./build/examples/sendecho --cafile "$dir/certs/localhost.crt" "$service" bob@localhost bobpass \
   alice@localhost/echobot "Hello from bob — ünïcödé & <xml> ✓"
 kill -INT "$bot"
 wait "$bot"

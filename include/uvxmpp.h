@@ -459,8 +459,10 @@ typedef struct uvx_conn_options {
     const char *bind_address;
     /* Time allowed for each TCP connect attempt; default 10 000 ms. */
     unsigned connect_timeout_ms;
-    /* Allow SASL PLAIN (and legacy auth) on an unencrypted stream. Off by
-     * default; tests on loopback set it. */
+    /* Allow an unencrypted stream (a server that does not offer STARTTLS,
+     * or tls_disabled) and SASL PLAIN / token mechanisms / legacy auth on
+     * it. Off by default: without TLS the login fails with CONNFAIL
+     * "tls-required". STARTTLS is used whenever offered either way. */
     int allow_plain;
     /* NULL-terminated list of SASL mechanism names to use, in preference
      * order; NULL for all registered ones by priority. */
@@ -470,11 +472,17 @@ typedef struct uvx_conn_options {
     /* Parser limits; 0 for the defaults. */
     size_t max_stanza_size;
     unsigned max_depth;
-    /* TLS. The server certificate is verified against the system CA bundle
-     * (or tls_cafile / tls_cadir) and the XMPP domain, TLS >= 1.2. */
+    /* TLS: STARTTLS whenever the server offers it (RFC 6120 §5), or
+     * direct TLS with "xmpps://". The server certificate is verified
+     * against the system CA bundle (or tls_cafile / tls_cadir) and the
+     * XMPP domain, TLS >= 1.2. Failures: CONNFAIL "tls-cert-invalid",
+     * "tls-bad-ca", "tls-alert", "tls-handshake-failed",
+     * "tls-protocol-error", "tls-failed" (the server refused STARTTLS),
+     * "tls-required" (no TLS and allow_plain off). */
     const char *tls_cafile;
     const char *tls_cadir;
     int tls_insecure; /* accept any certificate: for tests only */
+    int tls_disabled; /* never STARTTLS, even when offered (needs allow_plain) */
     const char *tls_cert_file; /* client certificate (PEM) for SASL EXTERNAL */
     const char *tls_key_file;  /* its key (default: tls_cert_file) */
     uvx_tls_verify_cb tls_verify_cb;
@@ -513,6 +521,8 @@ const char *uvx_conn_jid(const uvx_conn_t *conn);
 const char *uvx_conn_stream_id(const uvx_conn_t *conn);
 /* 1 once SASL (or legacy auth) succeeded, until disconnected. */
 int uvx_conn_authenticated(const uvx_conn_t *conn);
+/* 1 when the stream runs inside TLS (STARTTLS or direct TLS). */
+int uvx_conn_secure(const uvx_conn_t *conn);
 
 /* Strophe's optional connect() arguments. Zero for defaults. */
 typedef struct uvx_connect_args {

@@ -148,6 +148,7 @@ int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *
                     xstrdup_into(&conn->tls_key_file, opts->tls_key_file)))
         rc = UVX_ENOMEM;
     conn->tls_insecure = opts->tls_insecure;
+    conn->tls_disabled = opts->tls_disabled;
     conn->tls_verify_cb = opts->tls_verify_cb;
     conn->tls_verify_ud = opts->tls_verify_ud;
     if (rc == 0)
@@ -250,6 +251,11 @@ const char *uvx_conn_stream_id(const uvx_conn_t *conn)
 int uvx_conn_authenticated(const uvx_conn_t *conn)
 {
     return conn->authenticated;
+}
+
+int uvx_conn_secure(const uvx_conn_t *conn)
+{
+    return conn->secure;
 }
 
 void *uvx_plugin_data(const uvx_conn_t *conn, const char *name)

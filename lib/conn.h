@@ -39,6 +39,7 @@ typedef enum conn_state {
     ST_IDLE,          /* never connected, or reset */
     ST_CONNECTING,    /* transport connecting */
     ST_STREAM,        /* stream header sent, waiting for features */
+    ST_STARTTLS,      /* <starttls/> sent, or the TLS handshake under way */
     ST_SASL,          /* <auth/> sent, exchanging challenges */
     ST_LEGACY_AUTH,   /* XEP-0078 exchange */
     ST_BIND_WAIT,     /* BINDREQUIRED reported, waiting for uvx_bind() */
@@ -77,6 +78,7 @@ struct uvx_conn {
     int direct_tls; /* xmpps:// */
     char *tls_cafile, *tls_cadir, *tls_cert_file, *tls_key_file;
     int tls_insecure;
+    int tls_disabled;
     uvx_tls_verify_cb tls_verify_cb;
     void *tls_verify_ud;
 

@@ -282,8 +282,43 @@ static int neg_sasl_start(uvx_conn_t *conn, uvx_stanza_t *mechs, int *plain_bloc
     }
 }
 
+/* RFC 6120 §5: STARTTLS whenever offered; no TLS at all only when the
+ * caller allows plaintext. Returns 1 when negotiation continues elsewhere
+ * (TLS starting, or failed). */
+static int neg_tls_first(uvx_conn_t *conn, uvx_stanza_t *features)
+{
+    if (conn->secure)
+        return 0;
+    uvx_stanza_t *starttls = uvx_stanza_child_name_ns(features, "starttls", UVX_NS_TLS);
+    if (starttls && !conn->tls_disabled && conn->tp->start_tls) {
+        static const char req[] = "<starttls xmlns='" UVX_NS_TLS "'/>";
+        conn->state = ST_STARTTLS;
+        conn_queue_raw(conn, req, sizeof(req) - 1);
+        conn_flush_now(conn);
+        return 1;
+    }
+    if (!conn->allow_plain) {
+        neg_fail(conn, UVX_STATUS_CONNFAIL, "tls-required", features);
+        return 1;
+    }
+    return 0;
+}
+
+/* <proceed/>: hand the socket to TLS; the stream restarts once it is up
+ * (conn_transport_tls_ready). <failure/>: the server gives up on us. */
+static void neg_on_starttls_reply(uvx_conn_t *conn, uvx_stanza_t *elem, const char *name)
+{
+    if (strcmp(name, "proceed") == 0) {
+        conn->tp->start_tls(conn);
+        return;
+    }
+    neg_fail(conn, UVX_STATUS_CONNFAIL, "tls-failed", elem);
+}
+
 static void neg_on_features_unauthenticated(uvx_conn_t *conn, uvx_stanza_t *features)
 {
+    if (neg_tls_first(conn, features))
+        return;
     uvx_stanza_t *mechs = uvx_stanza_child_name_ns(features, "mechanisms", UVX_NS_SASL);
     uvx_stanza_unref(conn->features);
     conn->features = uvx_stanza_ref(features);
@@ -787,6 +822,12 @@ int negotiate_on_stanza(uvx_conn_t *conn, uvx_stanza_t *stanza)
         return 1; /* nothing else of the stream namespace reaches handlers */
     }
     switch (conn->state) {
+    case ST_STARTTLS:
+        if (ns && strcmp(ns, UVX_NS_TLS) == 0) {
+            neg_on_starttls_reply(conn, stanza, name);
+            return 1;
+        }
+        return 0;
     case ST_SASL:
         if (ns && strcmp(ns, UVX_NS_SASL) == 0) {
             neg_on_sasl(conn, stanza, name);

@@ -38,6 +38,7 @@ int tclient_init(tclient_t *c, uvx_ctx_t *ctx, const char *service, const uvx_co
     if (opts == NULL) {
         uvx_conn_options_init(&o);
         o.allow_plain = 1;
+        o.tls_disabled = 1; /* these tests exercise the core in the clear */
         opts = &o;
     }
     int rc = uvx_conn_new(ctx, service, opts, &c->conn);

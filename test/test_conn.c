@@ -109,6 +109,7 @@ static void test_mech_option(void)
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
+    o.tls_disabled = 1;
     o.mechanisms = mechs;
     CHECK_INT(tclient_init(&c, e.ctx, service, &o), 0);
     CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
@@ -139,13 +140,14 @@ static void test_plain_refused_in_clear(void)
     env_init(&e);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o); /* allow_plain off */
+    o.tls_disabled = 1;        /* and no STARTTLS: a clear stream */
     const char *mechs[] = {"PLAIN", NULL};
     o.mechanisms = mechs;
     CHECK_INT(tclient_init(&c, e.ctx, service, &o), 0);
     CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
     CHECK(run_until(&e.loop, &c.disconnected, 1, 10000));
     CHECK(tclient_saw(&c, UVX_STATUS_CONNFAIL));
-    CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "plain-not-allowed");
+    CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "tls-required");
     CHECK(!c.connected);
     tclient_close(&c, &e.loop);
     env_done(&e);
@@ -659,6 +661,7 @@ static void test_explicit_bind(void)
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
+    o.tls_disabled = 1;
     o.explicit_resource_binding = 1;
     CHECK_INT(tclient_init(&a, e.ctx, service, &o), 0);
     CHECK_INT(tclient_connect(&a, "alice@localhost", "alicepass"), 0);
@@ -764,6 +767,7 @@ static void test_close_inside_callback(void)
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
+    o.tls_disabled = 1;
     CHECK_INT(uvx_conn_new(e.ctx, service, &o, &conn), 0);
     int closed = 0;
     CHECK_INT(uvx_connect(conn, "alice@localhost", "alicepass", close_on_auth, &closed, NULL), 0);
@@ -785,7 +789,7 @@ int main(int argc, char **argv)
     tap_run("login ANONYMOUS", test_login_anonymous);
     tap_run("mechanisms option restricts SASL", test_mech_option);
     tap_run("wrong password -> AUTHFAIL not-authorized", test_wrong_password);
-    tap_run("PLAIN refused on a clear stream unless allowed", test_plain_refused_in_clear);
+    tap_run("a clear stream is refused unless allowed (tls-required)", test_plain_refused_in_clear);
     tap_run("connection refused -> CONNFAIL", test_connection_refused);
     tap_run("unresolvable host -> CONNFAIL host-unresolved", test_unresolvable_host);
     tap_run("API misuse gets errors", test_api_misuse);

@@ -69,6 +69,7 @@ static void test_1000_sessions(void)
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
+    o.tls_disabled = 1;
     o.connect_timeout_ms = 30000;
     static uvx_conn_t *conns[NSESSIONS];
     load_t l = {0};

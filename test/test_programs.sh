@@ -50,22 +50,22 @@ fi
 service=tcp://127.0.0.1:$base
 
 start=$SECONDS
-timeout 20 "$echobot" --allow-plain "$service" alice@localhost wrongpass >/dev/null 2>"$tmp/err"; rc=$?
+timeout 20 "$echobot" --cafile "$dir/certs/localhost.crt" "$service" alice@localhost wrongpass >/dev/null 2>"$tmp/err"; rc=$?
 check "wrong password: non-zero exit, AUTHFAIL on stderr, within seconds" \
   test "$rc" != 0 -a "$rc" != 124 -a -n "$(grep AUTHFAIL "$tmp/err")" -a $((SECONDS - start)) -lt 10
 
 # the real thing
-"$echobot" --allow-plain "$service" alice@localhost/bot alicepass >"$tmp/bot.out" 2>&1 &
+"$echobot" --cafile "$dir/certs/localhost.crt" "$service" alice@localhost/bot alicepass >"$tmp/bot.out" 2>&1 &
 bot=$!
 for i in $(seq 100); do grep -q '^bound:' "$tmp/bot.out" && break; sleep 0.1; done
 check "echobot prints its status changes and bound JID" \
   grep -q '^bound: alice@localhost/bot' "$tmp/bot.out"
-timeout 20 "$sendecho" --allow-plain "$service" bob@localhost bobpass alice@localhost/bot \
+timeout 20 "$sendecho" --cafile "$dir/certs/localhost.crt" "$service" bob@localhost bobpass alice@localhost/bot \
   "ping & <pong> é" >"$tmp/send.out" 2>&1; rc=$?
 check "sendecho gets its text echoed by echobot" \
   test "$rc" = 0 -a -n "$(grep 'echo from alice@localhost/bot: ping & <pong> é' "$tmp/send.out")"
 # to the bare JID: reaches echobot because it sent initial presence
-timeout 20 "$sendecho" --allow-plain "$service" bob@localhost bobpass alice@localhost \
+timeout 20 "$sendecho" --cafile "$dir/certs/localhost.crt" "$service" bob@localhost bobpass alice@localhost \
   "to the bare JID" >"$tmp/send2.out" 2>&1; rc=$?
 check "a message to echobot's bare JID is echoed (initial presence sent)" \
   test "$rc" = 0 -a -n "$(grep 'to the bare JID' "$tmp/send2.out")"

@@ -90,6 +90,7 @@ static void do_login(lenv_t *e, login_t *l, const char *mech, const char *jid, c
     memset(l, 0, sizeof(*l));
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
+    o.tls_disabled = 1;
     o.mechanisms = mech ? only : NULL;
     CHECK_INT(uvx_conn_new(e->ctx, service, &o, &l->conn), 0);
     if (l->conn == NULL)

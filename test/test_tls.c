@@ -16,6 +16,7 @@
 static test_server_t srv;
 static char cafile[512];
 static char tls_service[64];
+static char c2s_service[64];
 
 typedef struct tenv {
     uv_loop_t loop;
@@ -192,6 +193,87 @@ static void test_messages_over_tls(void)
     env_done(&e);
 }
 
+/* STARTTLS on the c2s port (tcp://): TLS is negotiated whenever offered. */
+static void test_starttls(void)
+{
+    tenv_t e;
+    uvx_conn_options_t o;
+    env_init(&e);
+    opts_base(&o);
+    o.tls_cafile = cafile;
+    CHECK(run_login(&e, c2s_service, &o));
+    CHECK(e.c.connected);
+    CHECK(uvx_conn_secure(e.c.conn));
+    env_done(&e);
+}
+
+static void test_starttls_untrusted(void)
+{
+    tenv_t e;
+    uvx_conn_options_t o;
+    env_init(&e);
+    opts_base(&o);
+    CHECK(run_login(&e, c2s_service, &o));
+    CHECK(!e.c.connected);
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "tls-cert-invalid");
+    env_done(&e);
+}
+
+/* tls_disabled + allow_plain: a clear stream on purpose */
+static void test_tls_disabled(void)
+{
+    tenv_t e;
+    uvx_conn_options_t o;
+    env_init(&e);
+    opts_base(&o);
+    o.tls_disabled = 1;
+    CHECK(run_login(&e, c2s_service, &o));
+    CHECK(e.c.connected);
+    CHECK(!uvx_conn_secure(e.c.conn));
+    env_done(&e);
+}
+
+static void fake_case(const fake_step_t *steps, int allow_plain, const char *condition)
+{
+    tenv_t e;
+    int port;
+    env_init(&e);
+    fake_server_t *fs = fake_server_start(&e.loop, steps, &port);
+    char service[64];
+    snprintf(service, sizeof(service), "tcp://127.0.0.1:%d", port);
+    uvx_conn_options_t o;
+    uvx_conn_options_init(&o);
+    o.allow_plain = allow_plain;
+    CHECK(run_login(&e, service, &o));
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), condition);
+    CHECK(strstr(fake_server_received(fs), "<auth") == NULL); /* no credentials in the clear */
+    fake_server_stop(fs);
+    env_done(&e);
+}
+
+static void test_no_starttls_offered(void)
+{
+    static const fake_step_t steps[] = {
+        {"<stream:stream", FAKE_STREAM_HEADER FAKE_FEATURES_PLAIN, 0},
+        {NULL, NULL, 0},
+    };
+    fake_case(steps, 0, "tls-required");
+}
+
+static void test_starttls_refused(void)
+{
+    static const fake_step_t steps[] = {
+        {"<stream:stream",
+         FAKE_STREAM_HEADER "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+                            "</stream:features>",
+         0},
+        {"<starttls", "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>", 0},
+        {NULL, NULL, 0},
+    };
+    fake_case(steps, 1, "tls-failed");
+}
+
 /* A peer that answers the ClientHello with something that is not TLS. */
 static void test_garbage_handshake(void)
 {
@@ -244,12 +326,19 @@ int main(int argc, char **argv)
     const char *kind = argc > 1 ? argv[1] : "prosody";
     tap_run("handshake with non-TLS bytes -> CONNFAIL tls-*", test_garbage_handshake);
     tap_run("peer hangs up mid-handshake -> CONNFAIL connection-lost", test_dropped_handshake);
+    tap_run("no STARTTLS offered, clear stream not allowed -> tls-required",
+            test_no_starttls_offered);
+    tap_run("server refuses STARTTLS -> CONNFAIL tls-failed", test_starttls_refused);
     if (!tserver_start(&srv, kind, NULL)) {
         tap_skip(kind, "server not available");
         return tap_done();
     }
     test_server_cert_path(&srv, cafile, sizeof(cafile));
     snprintf(tls_service, sizeof(tls_service), "xmpps://127.0.0.1:%d", srv.tls_port);
+    snprintf(c2s_service, sizeof(c2s_service), "tcp://127.0.0.1:%d", srv.c2s_port);
+    tap_run("STARTTLS with the server's CA", test_starttls);
+    tap_run("STARTTLS, unknown CA -> CONNFAIL tls-cert-invalid", test_starttls_untrusted);
+    tap_run("tls_disabled: a clear stream on purpose", test_tls_disabled);
     tap_run("direct TLS with the server's CA", test_direct_tls_with_ca);
     tap_run("direct TLS, unknown CA -> CONNFAIL tls-cert-invalid", test_direct_tls_untrusted);
     tap_run("verify callback sees the certificate and decides", test_verify_callback);
