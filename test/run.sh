@@ -54,7 +54,7 @@ if CC=clang meson setup build-ci-fuzz -Dfuzz=true -Dintegration=false \
      -Db_sanitize=address,undefined -Db_lundef=false >build-ci-fuzz.setup.log 2>&1 &&
    ninja -C build-ci-fuzz >/dev/null; then
   for f in build-ci-fuzz/test/fuzz/fuzz_*; do
-    [ -x "$f" ] || continue
+    [ -f "$f" ] && [ -x "$f" ] || continue
     name=$(basename "$f")
     if "$f" -max_total_time="$FUZZ_SECONDS" -max_len=4096 >"build-ci-fuzz/$name.log" 2>&1; then
       pass "fuzz $name ($(grep -oE '#[0-9]+' "build-ci-fuzz/$name.log" | tail -1 | tr -d '#') runs)"
@@ -70,10 +70,11 @@ note "install + pkg-config"
 prefix=$(mktemp -d)
 if meson install -C build-ci-gcc --destdir "$prefix" >/dev/null &&
    pc=$(find "$prefix" -name uvxmpp.pc | head -1) && [ -n "$pc" ]; then
-  pcdir=$(dirname "$pc")
-  libdir=$(dirname "$pcdir")
-  # The .pc names the real prefix; point pkg-config at the staged copy.
-  flags=$(PKG_CONFIG_PATH=$pcdir pkg-config --define-prefix --cflags --libs uvxmpp 2>&1)
+  # The .pc names the real prefix (/usr/local); point a copy at the staged tree.
+  mkdir -p "$prefix/pc"
+  sed "s|^prefix=.*|prefix=$prefix/usr/local|" "$pc" >"$prefix/pc/uvxmpp.pc"
+  libdir=$(dirname "$(dirname "$pc")")
+  flags=$(PKG_CONFIG_PATH=$prefix/pc pkg-config --cflags --libs uvxmpp 2>&1)
   printf '#include <uvxmpp.h>\nint main(void){return uvx_strerror(UVX_EINVAL)==0;}\n' >"$prefix/t.c"
   if [ -n "$flags" ] && cc "$prefix/t.c" -o "$prefix/t" $flags -Wl,-rpath,"$libdir" && "$prefix/t"; then
     pass "pkg-config --cflags --libs uvxmpp ($flags)"
