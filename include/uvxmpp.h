@@ -678,9 +678,17 @@ void *uvx_plugin_data(const uvx_conn_t *conn, const char *name);
 
 /* ---- SASL ---------------------------------------------------------------- */
 
-/* Built-in mechanisms and their default priorities (Strophe.js 5):
+/* Built-in mechanisms and their default priorities (Strophe.js 5, plus
+ * the channel-binding forms above every plain SCRAM):
+ *   SCRAM-SHA-512-PLUS 82, SCRAM-SHA-384-PLUS 81, SCRAM-SHA-256-PLUS 80,
+ *   SCRAM-SHA-1-PLUS 75,
  *   SCRAM-SHA-512 72, SCRAM-SHA-384 71, SCRAM-SHA-256 70, SCRAM-SHA-1 60,
  *   PLAIN 50, OAUTHBEARER 40, X-OAUTH2 30, ANONYMOUS 20, EXTERNAL 10.
+ * The -PLUS mechanisms bind the login to the TLS connection with
+ * tls-unique (RFC 5802 §6, RFC 5929) and are eligible only on a transport
+ * that has that data (TCP under direct TLS or STARTTLS). Plain SCRAM sends
+ * the GS2 flag "y" when this connection could bind but the server offered
+ * no -PLUS (downgrade protection, RFC 5802 §6), else "n".
  * The connection picks the highest-priority mechanism the server offers
  * whose test passes (or follows the `mechanisms` option's order), and after
  * a <failure/> tries the next acceptable one before reporting AUTHFAIL.

@@ -93,6 +93,11 @@ struct sasl_session {
     uvx_scram_keys_t *keys_learned;
 };
 
+/* -PLUS: tls-unique channel binding, only where the transport has it */
+extern const sasl_mech_t sasl_scram_sha512_plus;
+extern const sasl_mech_t sasl_scram_sha384_plus;
+extern const sasl_mech_t sasl_scram_sha256_plus;
+extern const sasl_mech_t sasl_scram_sha1_plus;
 extern const sasl_mech_t sasl_scram_sha512;
 extern const sasl_mech_t sasl_scram_sha384;
 extern const sasl_mech_t sasl_scram_sha256;

@@ -11,10 +11,23 @@
 
 #include "conn.h"
 
-/* Highest priority first (Strophe 5's defaults). */
+/* Highest priority first: Strophe 5's defaults, with the channel-binding
+ * (-PLUS) SCRAM forms above every plain SCRAM. */
 const sasl_mech_t *const sasl_builtin[] = {
-    &sasl_scram_sha512, &sasl_scram_sha384, &sasl_scram_sha256, &sasl_scram_sha1, &sasl_plain,
-    &sasl_oauthbearer,  &sasl_xoauth2,      &sasl_anonymous,    &sasl_external,   NULL,
+    &sasl_scram_sha512_plus,
+    &sasl_scram_sha384_plus,
+    &sasl_scram_sha256_plus,
+    &sasl_scram_sha1_plus,
+    &sasl_scram_sha512,
+    &sasl_scram_sha384,
+    &sasl_scram_sha256,
+    &sasl_scram_sha1,
+    &sasl_plain,
+    &sasl_oauthbearer,
+    &sasl_xoauth2,
+    &sasl_anonymous,
+    &sasl_external,
+    NULL,
 };
 
 struct sasl_ctx {

@@ -1,9 +1,10 @@
 /*
- * SASL SCRAM-SHA-1/256/384/512 (RFC 5802, RFC 7677) without channel
- * binding. The client nonce comes from the context's CTR-DRBG; PBKDF2 runs
- * on the libuv thread pool so a thousand logins never stall the loop, or is
- * skipped when the caller passed keys that fit the server's salt and
- * iteration count (Strophe's scram_keys).
+ * SASL SCRAM-SHA-1/256/384/512 (RFC 5802, RFC 7677) and their -PLUS forms
+ * with tls-unique channel binding (RFC 5802 §6, RFC 5929). The client
+ * nonce comes from the context's CTR-DRBG; PBKDF2 runs on the libuv thread
+ * pool so a thousand logins never stall the loop, or is skipped when the
+ * caller passed keys that fit the server's salt and iteration count
+ * (Strophe's scram_keys).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +27,24 @@ static const scram_hash_t scram_sha256 = {"SHA-256", MBEDTLS_MD_SHA256, 32};
 static const scram_hash_t scram_sha384 = {"SHA-384", MBEDTLS_MD_SHA384, 48};
 static const scram_hash_t scram_sha512 = {"SHA-512", MBEDTLS_MD_SHA512, 64};
 
+/* What a mechanism entry points at (sasl_mech_t.impl). */
+typedef struct scram_variant {
+    const scram_hash_t *hash;
+    int plus; /* channel binding (tls-unique) */
+} scram_variant_t;
+
 #define SCRAM_NONCE_BYTES 24 /* 32 base64 characters, no padding */
+#define SCRAM_CB_TYPE "tls-unique"
+#define SCRAM_CB_MAX 64 /* tls-unique is 12 bytes; room for a hash-sized type */
 
 typedef struct scram_job scram_job_t;
 
 typedef struct scram_state {
     const scram_hash_t *hash;
     char cnonce[SCRAM_NONCE_BYTES * 2];
-    buf_t gs2;          /* "n,," / "y,," / "n,a=...," */
+    buf_t gs2;                      /* "n,," / "y,," / "p=tls-unique,," / "n,a=...," */
+    unsigned char cb[SCRAM_CB_MAX]; /* channel-binding data (-PLUS only) */
+    size_t cb_len;
     buf_t auth_message; /* client-first-bare "," server-first "," final-without-proof */
     unsigned char server_signature[UVX_SCRAM_MAX_KEY];
     size_t final_off; /* where client-final-without-proof starts in it */
@@ -237,9 +248,20 @@ int scram_parse_server_final(const char *msg, size_t len, unsigned char *v, size
 
 /* ---- the exchange ---- */
 
-static const scram_hash_t *scram_hash_of(const sasl_session_t *s)
+static const scram_variant_t *scram_variant_of(const sasl_session_t *s)
 {
     return s->entry->mech->impl;
+}
+
+static const scram_hash_t *scram_hash_of(const sasl_session_t *s)
+{
+    return scram_variant_of(s)->hash;
+}
+
+/* The connection's tls-unique data, or UVX_ENOTSUP outside TLS. */
+static int scram_binding(const sasl_session_t *s, unsigned char *out, size_t *len)
+{
+    return conn_channel_binding(s->conn, SCRAM_CB_TYPE, out, SCRAM_CB_MAX, len);
 }
 
 static int scram_keys_fit(const uvx_scram_keys_t *k, const scram_hash_t *h)
@@ -247,10 +269,59 @@ static int scram_keys_fit(const uvx_scram_keys_t *k, const scram_hash_t *h)
     return k != NULL && strcmp(k->hash, h->name) == 0 && k->key_len == h->len;
 }
 
+static int scram_test(const sasl_session_t *s);
+
+/* 1 if a built-in -PLUS mechanism already ran on this stream. */
+static int scram_plus_tried(const sasl_session_t *s)
+{
+    for (int i = 0; i < s->ntried; i++) {
+        const sasl_mech_t *m = s->tried[i]->mech;
+        if (m->test == scram_test && ((const scram_variant_t *)m->impl)->plus)
+            return 1;
+    }
+    return 0;
+}
+
 static int scram_test(const sasl_session_t *s)
 {
-    return s->authcid != NULL &&
-           (s->password != NULL || scram_keys_fit(s->keys_given, scram_hash_of(s)));
+    unsigned char cb[SCRAM_CB_MAX];
+    size_t cb_len = 0;
+    if (s->authcid == NULL ||
+        (s->password == NULL && !scram_keys_fit(s->keys_given, scram_hash_of(s))))
+        return 0;
+    if (!scram_variant_of(s)->plus)
+        return 1;
+    /* One -PLUS attempt per stream: after a failure Prosody 0.12 loses the
+     * socket its tls-unique check reads (its handler's clean_clone drops
+     * it) and never answers a second -PLUS <auth/>. Another hash with the
+     * same password would not succeed anyway; plain SCRAM may still run. */
+    if (scram_plus_tried(s))
+        return 0;
+    /* -PLUS only where we can bind: on TLS with tls-unique data. */
+    return scram_binding(s, cb, &cb_len) == 0;
+}
+
+/* The GS2 channel-binding flag (RFC 5802 §6): "p=tls-unique" for -PLUS
+ * (st->cb gets the data); else "y" when we could bind but the server
+ * offered no -PLUS, "n" otherwise. When we can bind and the server offers
+ * -PLUS, the -PLUS twin ranks higher, so plain SCRAM runs then only if the
+ * caller's `mechanisms` asked for it: "n" keeps that login working. */
+static int scram_gs2_flag(sasl_session_t *s, scram_state_t *st)
+{
+    unsigned char cb[SCRAM_CB_MAX];
+    size_t cb_len = 0;
+    if (scram_variant_of(s)->plus) {
+        if (scram_binding(s, st->cb, &st->cb_len) != 0) {
+            s->condition = "channel-binding-unavailable";
+            return UVX_ENOTSUP;
+        }
+        return buf_append_str(&st->gs2, "p=" SCRAM_CB_TYPE ",");
+    }
+    /* RFC 5802 §6: "y" = we could bind but the server offered no -PLUS
+     * (a server that does support binding then knows the offer was
+     * stripped); "n" = we cannot bind, or chose not to beside a -PLUS offer. */
+    int can_bind = scram_binding(s, cb, &cb_len) == 0;
+    return buf_append_str(&st->gs2, can_bind && !s->server_offers_plus ? "y," : "n,");
 }
 
 static void scram_detach_job(scram_state_t *st)
@@ -295,9 +366,7 @@ static int scram_start(sasl_session_t *s, buf_t *out, int *has_response)
             rc = UVX_EAUTH;
         memset(raw, 0, sizeof(raw));
     }
-    /* GS2: "y" says we could bind but think the server can't; a server
-     * that offered -PLUS then knows the offer was stripped (RFC 5802 §6). */
-    rc = rc ? rc : buf_append_str(&st->gs2, s->server_offers_plus ? "y," : "n,");
+    rc = rc ? rc : scram_gs2_flag(s, st);
     if (rc == 0 && !sasl_authzid_implied(s)) {
         rc = buf_append_str(&st->gs2, "a=");
         rc = rc ? rc : sasl_append_saslname(&st->gs2, s->authzid);
@@ -413,6 +482,18 @@ static int scram_queue_pbkdf2(sasl_session_t *s, scram_state_t *st)
     return SASL_PENDING;
 }
 
+/* c= is base64(gs2-header || channel-binding data); cb_len is 0 unless
+ * -PLUS. */
+static int scram_append_cbind_input(buf_t *out, const scram_state_t *st)
+{
+    buf_t input = BUF_INIT;
+    int rc = buf_append(&input, st->gs2.data, st->gs2.len);
+    rc = rc ? rc : buf_append(&input, (const char *)st->cb, st->cb_len);
+    rc = rc ? rc : scram_b64_append(out, (const unsigned char *)input.data, input.len);
+    buf_free(&input);
+    return rc;
+}
+
 static int scram_on_server_first(sasl_session_t *s, scram_state_t *st, const char *in, size_t len,
                                  buf_t *out)
 {
@@ -429,8 +510,7 @@ static int scram_on_server_first(sasl_session_t *s, scram_state_t *st, const cha
     rc = rc ? rc : buf_append_str(&st->auth_message, ",");
     st->final_off = st->auth_message.len;
     rc = rc ? rc : buf_append_str(&st->auth_message, "c=");
-    rc = rc ? rc
-            : scram_b64_append(&st->auth_message, (const unsigned char *)st->gs2.data, st->gs2.len);
+    rc = rc ? rc : scram_append_cbind_input(&st->auth_message, st);
     rc = rc ? rc : buf_append_str(&st->auth_message, ",r=");
     rc = rc ? rc : buf_append(&st->auth_message, sf.nonce, sf.nonce_len);
     if (rc)
@@ -507,51 +587,94 @@ static int scram_success(sasl_session_t *s, const char *in, size_t len)
     return 0;
 }
 
+static const scram_variant_t scram_sha512_plain = {&scram_sha512, 0};
+static const scram_variant_t scram_sha384_plain = {&scram_sha384, 0};
+static const scram_variant_t scram_sha256_plain = {&scram_sha256, 0};
+static const scram_variant_t scram_sha1_plain = {&scram_sha1, 0};
+static const scram_variant_t scram_sha512_plus = {&scram_sha512, 1};
+static const scram_variant_t scram_sha384_plus = {&scram_sha384, 1};
+static const scram_variant_t scram_sha256_plus = {&scram_sha256, 1};
+static const scram_variant_t scram_sha1_plus = {&scram_sha1, 1};
+
+/* Each -PLUS ranks above every plain SCRAM: when both sides can bind, a
+ * plain SCRAM login would only weaken the result. */
+const sasl_mech_t sasl_scram_sha512_plus = {
+    .name = "SCRAM-SHA-512-PLUS",
+    .priority = 82,
+    .impl = &scram_sha512_plus,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
+};
+const sasl_mech_t sasl_scram_sha384_plus = {
+    .name = "SCRAM-SHA-384-PLUS",
+    .priority = 81,
+    .impl = &scram_sha384_plus,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
+};
+const sasl_mech_t sasl_scram_sha256_plus = {
+    .name = "SCRAM-SHA-256-PLUS",
+    .priority = 80,
+    .impl = &scram_sha256_plus,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
+};
+const sasl_mech_t sasl_scram_sha1_plus = {
+    .name = "SCRAM-SHA-1-PLUS",
+    .priority = 75,
+    .impl = &scram_sha1_plus,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
+};
 const sasl_mech_t sasl_scram_sha512 = {
-    "SCRAM-SHA-512",
-    72,
-    0,
-    &scram_sha512,
-    scram_test,
-    scram_start,
-    scram_challenge,
-    scram_success,
-    NULL,
-    scram_cleanup,
+    .name = "SCRAM-SHA-512",
+    .priority = 72,
+    .impl = &scram_sha512_plain,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
 };
 const sasl_mech_t sasl_scram_sha384 = {
-    "SCRAM-SHA-384",
-    71,
-    0,
-    &scram_sha384,
-    scram_test,
-    scram_start,
-    scram_challenge,
-    scram_success,
-    NULL,
-    scram_cleanup,
+    .name = "SCRAM-SHA-384",
+    .priority = 71,
+    .impl = &scram_sha384_plain,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
 };
 const sasl_mech_t sasl_scram_sha256 = {
-    "SCRAM-SHA-256",
-    70,
-    0,
-    &scram_sha256,
-    scram_test,
-    scram_start,
-    scram_challenge,
-    scram_success,
-    NULL,
-    scram_cleanup,
+    .name = "SCRAM-SHA-256",
+    .priority = 70,
+    .impl = &scram_sha256_plain,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
 };
 const sasl_mech_t sasl_scram_sha1 = {
-    "SCRAM-SHA-1",
-    60,
-    0,
-    &scram_sha1,
-    scram_test,
-    scram_start,
-    scram_challenge,
-    scram_success,
-    NULL,
-    scram_cleanup,
+    .name = "SCRAM-SHA-1",
+    .priority = 60,
+    .impl = &scram_sha1_plain,
+    .test = scram_test,
+    .start = scram_start,
+    .challenge = scram_challenge,
+    .success = scram_success,
+    .cleanup = scram_cleanup,
 };

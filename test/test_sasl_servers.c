@@ -3,6 +3,9 @@
  * the harness): every SCRAM variant the server offers, PLAIN and
  * ANONYMOUS, a wrong password per mechanism, the key cache, a user
  * mechanism (synchronous and asynchronous), and fallback after a failure.
+ * Over TLS (direct TLS and STARTTLS): every SCRAM -PLUS variant with
+ * tls-unique channel binding, the default choice, and plain SCRAM beside an
+ * offered -PLUS.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,8 @@
 
 static test_server_t srv;
 static char service[64];
+static char tls_service[64]; /* direct TLS (XEP-0368) */
+static char cafile[512];
 static const char *kind;
 
 typedef struct lenv {
@@ -28,7 +33,9 @@ typedef struct login {
     char cond[32][64];
     int n;
     int connected, ended, closed;
-    char mech[32]; /* the mechanism in use when the login ended */
+    char mech[32];         /* the mechanism in use when the login ended */
+    char auths[256];       /* the mechanisms of every <auth/> sent, space-separated */
+    char first_auth[1024]; /* the first <auth/>'s base64 payload */
 } login_t;
 
 static void env_init(lenv_t *e)
@@ -75,29 +82,62 @@ static const char *cond_of(const login_t *l, int status)
     return NULL;
 }
 
+/* Output hook: notes each <auth/> (the hook sees the bytes before TLS). */
+static void on_output(uvx_conn_t *conn, const char *data, size_t len, void *ud)
+{
+    login_t *l = ud;
+    char text[2048];
+    (void)conn;
+    snprintf(text, sizeof(text), "%.*s", (int)len, data);
+    for (const char *a = strstr(text, "<auth "); a; a = strstr(a + 1, "<auth ")) {
+        const char *m = strstr(a, "mechanism='");
+        const char *q = m ? strchr(m + 11, '\'') : NULL;
+        if (q == NULL)
+            continue;
+        size_t used = strlen(l->auths);
+        snprintf(l->auths + used, sizeof(l->auths) - used, "%s%.*s", used ? " " : "",
+                 (int)(q - m - 11), m + 11);
+        const char *gt = strchr(q, '>');
+        const char *end = gt ? strstr(gt, "</auth>") : NULL;
+        if (l->first_auth[0] == '\0' && end)
+            snprintf(l->first_auth, sizeof(l->first_auth), "%.*s", (int)(end - gt - 1), gt + 1);
+    }
+}
+
 static void on_closed(uvx_conn_t *conn)
 {
     login_t *l = uvx_conn_get_data(conn);
     l->closed = 1;
 }
 
+/* How a login reaches the server. */
+enum { VIA_CLEAR, VIA_DIRECT_TLS, VIA_STARTTLS };
+
 /* Logs in with only `mech` allowed (NULL: any), waits for the outcome. */
-static void do_login(lenv_t *e, login_t *l, const char *mech, const char *jid, const char *pass,
-                     const uvx_connect_args_t *args)
+static void login_via(lenv_t *e, login_t *l, int via, const char *mech, const char *jid,
+                      const char *pass, const uvx_connect_args_t *args)
 {
     const char *only[] = {mech, NULL};
     uvx_conn_options_t o;
     memset(l, 0, sizeof(*l));
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
-    o.tls_disabled = 1;
+    o.tls_disabled = via == VIA_CLEAR;
+    o.tls_cafile = via == VIA_CLEAR ? NULL : cafile;
     o.mechanisms = mech ? only : NULL;
-    CHECK_INT(uvx_conn_new(e->ctx, service, &o, &l->conn), 0);
+    CHECK_INT(uvx_conn_new(e->ctx, via == VIA_DIRECT_TLS ? tls_service : service, &o, &l->conn), 0);
     if (l->conn == NULL)
         return;
     uvx_conn_set_data(l->conn, l);
+    uvx_set_raw_hooks(l->conn, NULL, on_output, l);
     CHECK_INT(uvx_connect(l->conn, jid, pass, on_status, l, args), 0);
     CHECK(run_until(&e->loop, &l->ended, 1, 15000));
+}
+
+static void do_login(lenv_t *e, login_t *l, const char *mech, const char *jid, const char *pass,
+                     const uvx_connect_args_t *args)
+{
+    login_via(e, l, VIA_CLEAR, mech, jid, pass, args);
 }
 
 static void close_login(lenv_t *e, login_t *l)
@@ -114,6 +154,13 @@ static int offered(const char *mech)
     if (strcmp(kind, "prosody") == 0)
         return strcmp(mech, "SCRAM-SHA-512") != 0;
     return 1; /* ejabberd with auth_password_format: plain offers all three */
+}
+
+/* The -PLUS forms each server offers over TLS 1.2 (mbedtls 2.28 has no
+ * TLS 1.3): Prosody 0.12 SHA-1 and SHA-256, ejabberd also SHA-512. */
+static int plus_offered(const char *mech)
+{
+    return offered(mech);
 }
 
 static void login_with(const char *mech)
@@ -357,6 +404,103 @@ static void test_all_wrong(void)
     env_done(&e);
 }
 
+/* ---- channel binding (-PLUS) over TLS ---- */
+
+/* Logs in over TLS with only `mech` allowed: the binding must be accepted,
+ * and a wrong password refused by that very mechanism. */
+static void plus_login_with(int via, const char *mech)
+{
+    lenv_t e;
+    login_t l;
+    char plus[64];
+    snprintf(plus, sizeof(plus), "%s-PLUS", mech);
+    env_init(&e);
+    login_via(&e, &l, via, plus, "alice@localhost", "alicepass", NULL);
+    CHECK(l.connected);
+    CHECK_STR(l.mech, plus);
+    CHECK_STR(l.auths, plus);
+    /* base64("p=tls-unique,,n=alice,r="): GS2 header with the binding type */
+    CHECK(strncmp(l.first_auth, "cD10bHMtdW5pcXVlLCxuPWFsaWNlLHI9", 32) == 0);
+    uvx_scram_keys_t k;
+    CHECK_INT(uvx_conn_scram_keys(l.conn, &k), 0);
+    CHECK_STR(k.hash, mech + 6); /* the -PLUS form derives the same keys */
+    close_login(&e, &l);
+    login_via(&e, &l, via, plus, "alice@localhost", "wrongpass", NULL);
+    CHECK(!l.connected);
+    CHECK_STR(cond_of(&l, UVX_STATUS_AUTHFAIL), "not-authorized");
+    CHECK_STR(l.mech, plus);
+    close_login(&e, &l);
+    env_done(&e);
+}
+
+static void test_plus_sha1(void)
+{
+    plus_login_with(VIA_DIRECT_TLS, "SCRAM-SHA-1");
+}
+
+static void test_plus_sha256(void)
+{
+    plus_login_with(VIA_DIRECT_TLS, "SCRAM-SHA-256");
+}
+
+static void test_plus_sha512(void)
+{
+    plus_login_with(VIA_DIRECT_TLS, "SCRAM-SHA-512");
+}
+
+static void test_plus_starttls(void)
+{
+    plus_login_with(VIA_STARTTLS, "SCRAM-SHA-256");
+}
+
+/* With no `mechanisms` option a TLS login binds: the strongest -PLUS. */
+static void test_plus_default_choice(void)
+{
+    lenv_t e;
+    login_t l;
+    env_init(&e);
+    login_via(&e, &l, VIA_DIRECT_TLS, NULL, "bob@localhost", "bobpass", NULL);
+    CHECK(l.connected);
+    CHECK_STR(l.mech, plus_offered("SCRAM-SHA-512") ? "SCRAM-SHA-512-PLUS" : "SCRAM-SHA-256-PLUS");
+    CHECK_STR(uvx_sasl_mechanism(l.conn), l.mech);
+    close_login(&e, &l);
+    env_done(&e);
+}
+
+/* Plain SCRAM chosen by the caller while the server offers -PLUS and we
+ * could bind: GS2 "n" keeps the login working ("y" would be refused). */
+static void test_plain_scram_beside_plus(void)
+{
+    lenv_t e;
+    login_t l;
+    env_init(&e);
+    login_via(&e, &l, VIA_DIRECT_TLS, "SCRAM-SHA-256", "alice@localhost", "alicepass", NULL);
+    CHECK(l.connected);
+    CHECK_STR(l.mech, "SCRAM-SHA-256");
+    CHECK(strncmp(l.first_auth, "biwsbj1hbGljZSxy", 16) == 0); /* base64("n,,n=alice,r") */
+    close_login(&e, &l);
+    env_done(&e);
+}
+
+/* Every mechanism refused over TLS: one -PLUS (Prosody 0.12 never answers
+ * a second -PLUS on the same stream), then the plain ones, and the last
+ * failure is reported. */
+static void test_plus_all_wrong(void)
+{
+    lenv_t e;
+    login_t l;
+    env_init(&e);
+    login_via(&e, &l, VIA_DIRECT_TLS, NULL, "alice@localhost", "wrong", NULL);
+    CHECK(!l.connected);
+    CHECK_STR(cond_of(&l, UVX_STATUS_AUTHFAIL), "not-authorized");
+    CHECK_STR(l.mech, "PLAIN");
+    CHECK_STR(l.auths, plus_offered("SCRAM-SHA-512")
+                           ? "SCRAM-SHA-512-PLUS SCRAM-SHA-512 SCRAM-SHA-256 SCRAM-SHA-1 PLAIN"
+                           : "SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1 PLAIN");
+    close_login(&e, &l);
+    env_done(&e);
+}
+
 int main(int argc, char **argv)
 {
     kind = argc > 1 ? argv[1] : "prosody";
@@ -379,6 +523,19 @@ int main(int argc, char **argv)
     tap_run("user-registered mechanism, asynchronous answer", test_user_mechanism_async);
     tap_run("fallback after a forced failure", test_fallback_after_forced_failure);
     tap_run("wrong password on every mechanism", test_all_wrong);
+    test_server_cert_path(&srv, cafile, sizeof(cafile));
+    snprintf(tls_service, sizeof(tls_service), "xmpps://127.0.0.1:%d", srv.tls_port);
+    tap_run("direct TLS: SCRAM-SHA-1-PLUS login; wrong password", test_plus_sha1);
+    tap_run("direct TLS: SCRAM-SHA-256-PLUS login; wrong password", test_plus_sha256);
+    if (plus_offered("SCRAM-SHA-512"))
+        tap_run("direct TLS: SCRAM-SHA-512-PLUS login; wrong password", test_plus_sha512);
+    else
+        tap_skip("direct TLS: SCRAM-SHA-512-PLUS login; wrong password",
+                 "not offered by this server");
+    tap_run("STARTTLS: SCRAM-SHA-256-PLUS login; wrong password", test_plus_starttls);
+    tap_run("direct TLS: default choice is the strongest -PLUS", test_plus_default_choice);
+    tap_run("direct TLS: plain SCRAM beside an offered -PLUS", test_plain_scram_beside_plus);
+    tap_run("direct TLS: wrong password on every mechanism", test_plus_all_wrong);
     test_server_stop(&srv);
     return tap_done();
 }
