@@ -55,10 +55,13 @@ static void on_status(uvx_conn_t *conn, int status, const char *cond, uvx_stanza
         if (st->failed++ < 5)
             fprintf(stderr, "idle: %s: %s\n", uvx_status_name(status), cond ? cond : "");
         break;
-    case UVX_STATUS_DISCONNECTED:
+    case UVX_STATUS_DISCONNECTED: {
+        uvx_conn_t **slot = uvx_conn_get_data(conn);
+        *slot = NULL; /* closed here: the teardown loop must not see it again */
         st->disconnected++;
         uvx_conn_close(conn, NULL);
         break;
+    }
     default:
         break;
     }
@@ -111,6 +114,8 @@ int main(int argc, char **argv)
         o.connect_timeout_ms = 60000;
         int rc = uvx_conn_new(ctx, cli.service, &o, &st.conns[i]);
         if (rc == 0)
+            uvx_conn_set_data(st.conns[i], &st.conns[i]);
+        if (rc == 0)
             rc = uvx_connect(st.conns[i], cli.jid, cli.password, on_status, &st, NULL);
         if (rc != 0) {
             fprintf(stderr, "idle: %s\n", uvx_strerror(rc));
@@ -141,7 +146,7 @@ int main(int argc, char **argv)
     uv_timer_stop(&tick);
     uv_close((uv_handle_t *)&tick, NULL);
     for (int i = 0; i < st.n; i++)
-        if (uvx_disconnect(st.conns[i], NULL) != 0)
+        if (st.conns[i] && uvx_disconnect(st.conns[i], NULL) != 0)
             uvx_conn_close(st.conns[i], NULL);
     cli_signals_close();
     uv_run(loop, UV_RUN_DEFAULT);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "parser.h"
 
 static const char *const status_names[] = {
     "ERROR",        "CONNECTING", "CONNFAIL",    "AUTHENTICATING", "AUTHFAIL",
@@ -359,6 +360,7 @@ void conn_transport_connected(uvx_conn_t *conn)
             conn_do_disconnect(conn, "out-of-memory");
             return;
         }
+        parser_set_pool(conn->parser, conn->ctx->parser_pool);
     } else {
         uvx_parser_reset(conn->parser);
     }
@@ -573,7 +575,6 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
         args && args->disconnection_timeout_ms ? args->disconnection_timeout_ms : 3000;
     conn->status_cb = cb;
     conn->status_ud = ud;
-    conn->tried_mechs = 0;
     conn->state = ST_CONNECTING;
     conn_change_status(conn, UVX_STATUS_CONNECTING, NULL, NULL);
     if (conn->closing || conn->state != ST_CONNECTING)

@@ -31,6 +31,7 @@ struct uvx_ctx {
     struct sasl_ctx *sasl;   /* SASL registry and DRBG (sasl/registry.c), lazily made */
     int read_busy;           /* the shared read buffer is lent out */
     struct tls_shared *tls;  /* DRBG + TLS configurations, made on first use */
+    struct parser_pool *parser_pool; /* libxml2 contexts lent to parsers (lib/parser.h) */
     char read_buf[CTX_READ_BUF_SIZE];
 };
 
@@ -101,10 +102,8 @@ struct uvx_conn {
     char *disconnect_reason;
 
     /* SASL */
-    const sasl_mech_t *mech;
     sasl_session_t sasl;
     uvx_stanza_t *features; /* the features being negotiated (reference) */
-    unsigned tried_mechs;   /* bit i: sasl_builtin[i] already failed */
 
     /* parsing */
     uvx_parser_t *parser;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "parser.h"
 #include "tls.h"
 
 char *xstrdup(const char *s)
@@ -32,6 +33,11 @@ uvx_ctx_t *uvx_ctx_new(uv_loop_t *loop)
     if (ctx == NULL)
         return NULL;
     ctx->loop = loop;
+    ctx->parser_pool = parser_pool_new();
+    if (ctx->parser_pool == NULL) {
+        free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -43,6 +49,7 @@ int uvx_ctx_free(uvx_ctx_t *ctx)
         return UVX_ESTATE;
     tls_shared_free(ctx->tls);
     sasl_ctx_free(ctx);
+    parser_pool_free(ctx->parser_pool);
     ctx_plugin_t *p = ctx->plugins;
     while (p) {
         ctx_plugin_t *next = p->next;

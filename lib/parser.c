@@ -23,6 +23,21 @@
  *    declarations, processing instructions and comments stop the parser with
  *    UVX_ERESTRICTED "restricted-xml". Undeclared entity references are a
  *    libxml2 fatal error: UVX_EPARSE "not-well-formed".
+ *  - Pooling (parser_set_pool()): an idle connection should not pin a
+ *    libxml2 context (~16 KB with its input buffer and dictionary). A pooled
+ *    parser borrows an "engine" (context + parse-time scratch) from a
+ *    per-loop pool for the duration of a feed, and gives it back when the
+ *    feed ends on a stanza boundary: stream open, depth 1, nothing but white
+ *    space held unparsed. Such a parser is "parked". When bytes arrive again
+ *    it takes back its own engine if no other parser took it, or any parked
+ *    engine whose stream has the same start tag (name and namespace
+ *    declarations: libxml2's state between stanzas is then the same);
+ *    otherwise it resets an engine and replays a synthetic start tag with
+ *    the real root's name and namespace declarations (no stream_open
+ *    event), so the stanzas that follow resolve prefixes and the default
+ *    namespace as before and the root's end tag still matches.
+ *    All engines of a pool share one dictionary, which is replaced once it
+ *    holds many names, so a long-lived loop does not grow it forever.
  *
  * Tree naming rules: an element keeps its local name and the namespace URI
  * libxml2 resolved (NULL for none). Attribute names are as written
@@ -53,14 +68,63 @@
 /* Entries of the name length cache: 1 << NAME_CACHE_BITS. */
 #define NAME_CACHE_BITS 5
 #define NAME_CACHE (1 << NAME_CACHE_BITS)
+/* Idle engines a pool keeps; more are freed. */
+#define POOL_KEEP 4
+/* Names in a pool's shared dictionary after which it starts a new one. */
+#define POOL_DICT_NAMES 10000
+/* An engine whose libxml2 input buffer had to hold more than this unparsed
+ * (one huge token) is freed rather than kept in a pool with that memory.
+ * Ordinary reads leave at most about a slice in each pooled engine. */
+#define ENGINE_KEEP_PENDING FEED_SLICE
 
 #define COND_PARSE "not-well-formed"
 #define COND_RESTRICTED "restricted-xml"
 #define COND_POLICY "policy-violation"
 #define COND_MEMORY "resource-constraint"
 
-struct uvx_parser {
+/* Lengths of recently seen names and namespace URIs. libxml2 hands them
+ * over interned in its dictionary, which lives as long as the context: a
+ * pointer identifies its string for good. */
+struct name_info {
+    const xmlChar *name;
+    size_t len;
+    int has_amp; /* see decode_amp() */
+};
+
+/* What only parsing needs: a pooled parser holds it only during a feed. */
+typedef struct engine {
     xmlParserCtxtPtr ctxt;
+    /* In a pool, after a parser parked it: that parser (until it restarts
+     * or goes) and the start tag of the stream it holds open at depth 1. */
+    uvx_parser_t *owner;
+    struct prime_tag *prime;
+    int grown;       /* held more than ENGINE_KEEP_PENDING bytes unparsed */
+    buf_t text;      /* character data not yet added to the open element */
+    buf_t name_buf;  /* scratch: "prefix:local" attribute names */
+    buf_t value_buf; /* scratch: attribute values with '&' restored */
+    struct name_info names[NAME_CACHE];
+} engine_t;
+
+/* The start tag a parked parser replays: "<stream:stream xmlns=... >".
+ * Refcounted, because nearly every connection of a loop has the same one. */
+typedef struct prime_tag {
+    unsigned refs;
+    size_t len;
+    char text[];
+} prime_tag_t;
+
+struct parser_pool {
+    unsigned refs;   /* parser_pool_new() + one per attached parser */
+    xmlDictPtr dict; /* shared by the engines this pool creates */
+    int nidle;       /* engines in idle[], oldest first */
+    engine_t *idle[POOL_KEEP];
+    prime_tag_t *last_prime; /* the most recent start tag, to share */
+};
+
+struct uvx_parser {
+    engine_t *eng; /* NULL while parked (or pooled and idle) */
+    parser_pool_t *pool;
+    prime_tag_t *prime; /* pooled: what to replay after parking, or NULL */
     uvx_parser_callbacks_t cb;
     void *ud;
     size_t max_stanza_size;
@@ -69,12 +133,10 @@ struct uvx_parser {
     unsigned depth;       /* elements open in the current stream */
     uvx_stanza_t *stanza; /* the depth-1 element being built, or NULL */
     uvx_stanza_t *cur;    /* its innermost open element */
-    buf_t text;           /* character data not yet added to `cur` */
-    buf_t name_buf;       /* scratch: "prefix:local" attribute names */
-    buf_t value_buf;      /* scratch: attribute values with '&' restored */
     buf_t carry;          /* input of the next stream that only libxml2 held */
 
-    /* Offsets in the current stream's bytes. */
+    /* Offsets in the current stream's bytes (as the engine saw them: after
+     * a replay, counted from the start of the replayed tag). */
     size_t fed;         /* given to libxml2 so far */
     size_t slice_start; /* where the slice being parsed begins */
     size_t mark;        /* where the top-level element being received began */
@@ -85,17 +147,10 @@ struct uvx_parser {
     unsigned char stopped;       /* uvx_parser_stop() */
     unsigned char in_feed;       /* inside uvx_parser_feed() */
     unsigned char reset_pending; /* uvx_parser_reset() during a feed */
-    unsigned char quiet_open;    /* parser_prime(): no stream_open event */
+    unsigned char quiet_open;    /* parser_prime() or a replay: no stream_open event */
+    unsigned char replaying;     /* feeding `prime` to a borrowed engine */
     unsigned char free_pending;  /* uvx_parser_free() during a feed */
-
-    /* Lengths of recently seen names and namespace URIs. libxml2 hands
-     * them over interned in its dictionary, which lives as long as the
-     * context: a pointer identifies its string for good. */
-    struct name_info {
-        const xmlChar *name;
-        size_t len;
-        int has_amp; /* see decode_amp() */
-    } names[NAME_CACHE];
+    unsigned char parked;        /* eng == NULL with the stream open at depth 1 */
 };
 
 /* ---- Small helpers ------------------------------------------------------ */
@@ -103,7 +158,7 @@ struct uvx_parser {
 /* Stream offset of libxml2's parse position (valid: no encoding converter). */
 static size_t parsed_offset(const uvx_parser_t *p)
 {
-    const xmlParserInput *in = p->ctxt->input;
+    const xmlParserInput *in = p->eng->ctxt->input;
     return (size_t)in->consumed + (size_t)(in->cur - in->base);
 }
 
@@ -114,7 +169,7 @@ static const struct name_info *dict_name(uvx_parser_t *p, const xmlChar *name)
     /* Fibonacci hashing: interned names sit next to each other in memory. */
     size_t slot =
         (size_t)(((uint64_t)(uintptr_t)name * 0x9E3779B97F4A7C15u) >> (64 - NAME_CACHE_BITS));
-    struct name_info *n = &p->names[slot];
+    struct name_info *n = &p->eng->names[slot];
     if (n->name != name) {
         n->name = name;
         n->len = strlen((const char *)name);
@@ -140,7 +195,8 @@ static void drop_partial_stanza(uvx_parser_t *p)
 {
     uvx_stanza_unref(p->stanza);
     p->stanza = p->cur = NULL;
-    trim_scratch(&p->text);
+    if (p->eng != NULL)
+        trim_scratch(&p->eng->text);
 }
 
 /* Reports the stream's one error and ignores everything after it. */
@@ -159,7 +215,7 @@ static void fail(uvx_parser_t *p, int err, const char *condition)
 static void fail_and_stop(uvx_parser_t *p, int err, const char *condition)
 {
     fail(p, err, condition);
-    xmlStopParser(p->ctxt);
+    xmlStopParser(p->eng->ctxt);
 }
 
 /* ---- Restarting the stream ------------------------------------------------ */
@@ -172,7 +228,7 @@ static void keep_buffered_input(uvx_parser_t *p)
 {
     if (p->event_end >= p->slice_start)
         return;
-    const xmlParserInput *in = p->ctxt->input;
+    const xmlParserInput *in = p->eng->ctxt->input;
     size_t here = parsed_offset(p);
     size_t n = p->slice_start - p->event_end;
     const char *from = (const char *)in->cur + (p->event_end - here);
@@ -190,28 +246,47 @@ static void after_event(uvx_parser_t *p)
     if (p->reset_pending && p->err == 0)
         keep_buffered_input(p);
     if (p->halted)
-        xmlStopParser(p->ctxt);
+        xmlStopParser(p->eng->ctxt);
 }
 
-/* Starts a new stream on the same libxml2 context. */
+/* Gives the engine's context a new stream. */
+static int reset_context(uvx_parser_t *p)
+{
+    xmlParserCtxtPtr ctxt = p->eng->ctxt;
+    ctxt->userData = p; /* libxml2 reports errors of the reset too */
+    p->eng->owner = NULL;
+    p->eng->grown = 0; /* the reset gives it a new input buffer */
+    if (xmlCtxtResetPush(ctxt, NULL, 0, NULL, NULL) != 0)
+        return UVX_ENOMEM;
+    xmlCtxtUseOptions(ctxt, PARSE_OPTIONS);
+    /* Make sure no namespace binding of the old stream survives, and that
+     * lookahead starts as in a new context (xmlCtxtReset() leaves
+     * `progressive` set). */
+    ctxt->nsNr = 0;
+    ctxt->progressive = 0;
+    return 0;
+}
+
+static void pool_disown(parser_pool_t *pool, const uvx_parser_t *p);
+
+/* Starts a new stream; a parser without an engine resets the one it
+ * borrows next. */
 static int restart(uvx_parser_t *p)
 {
     drop_partial_stanza(p);
     p->depth = 0;
     p->fed = p->slice_start = p->mark = p->event_end = 0;
     p->err = 0;
-    p->halted = p->stopped = p->reset_pending = p->quiet_open = 0;
-    if (xmlCtxtResetPush(p->ctxt, NULL, 0, NULL, NULL) != 0) {
+    p->halted = p->stopped = p->reset_pending = p->quiet_open = p->parked = 0;
+    if (p->eng == NULL) {
+        pool_disown(p->pool, p);
+        return 0;
+    }
+    if (reset_context(p) != 0) {
         p->err = UVX_ENOMEM;
         p->halted = 1;
         return UVX_ENOMEM;
     }
-    xmlCtxtUseOptions(p->ctxt, PARSE_OPTIONS);
-    /* Make sure no namespace binding of the old stream survives, and that
-     * lookahead starts as in a new context (xmlCtxtReset() leaves
-     * `progressive` set). */
-    p->ctxt->nsNr = 0;
-    p->ctxt->progressive = 0;
     return 0;
 }
 
@@ -228,7 +303,7 @@ static int is_xml_prefix(const char *prefix)
  * cannot occur. Undoes that into the value scratch buffer. */
 static int decode_amp(uvx_parser_t *p, const char *value, size_t value_len)
 {
-    buf_t *v = &p->value_buf;
+    buf_t *v = &p->eng->value_buf;
     buf_reset(v);
     int rc = buf_reserve(v, value_len);
     if (rc != 0)
@@ -249,8 +324,8 @@ static int push_attr(uvx_parser_t *p, uvx_stanza_t *el, const char *name, size_t
         return stanza_push_attr(el, name, name_len, value, value_len);
     int rc = decode_amp(p, value, value_len);
     if (rc == 0)
-        rc = stanza_push_attr(el, name, name_len, p->value_buf.data, p->value_buf.len);
-    trim_scratch(&p->value_buf);
+        rc = stanza_push_attr(el, name, name_len, p->eng->value_buf.data, p->eng->value_buf.len);
+    trim_scratch(&p->eng->value_buf);
     return rc;
 }
 
@@ -266,7 +341,7 @@ static int has_attr(const uvx_stanza_t *el, const char *name, size_t name_len)
 static int declare_prefix(uvx_parser_t *p, uvx_stanza_t *el, const xmlChar *prefix,
                           const xmlChar *uri)
 {
-    buf_t *n = &p->name_buf;
+    buf_t *n = &p->eng->name_buf;
     buf_reset(n);
     int rc = buf_append(n, "xmlns:", 6);
     if (rc == 0)
@@ -280,7 +355,7 @@ static int declare_prefix(uvx_parser_t *p, uvx_stanza_t *el, const xmlChar *pref
 static int join_qname(uvx_parser_t *p, const xmlChar *prefix, const xmlChar *local)
 {
     size_t plen = dict_strlen(p, prefix), llen = dict_strlen(p, local);
-    buf_t *n = &p->name_buf;
+    buf_t *n = &p->eng->name_buf;
     buf_reset(n);
     int rc = buf_reserve(n, plen + 1 + llen);
     if (rc != 0)
@@ -303,8 +378,8 @@ static int push_prefixed_attr(uvx_parser_t *p, uvx_stanza_t *el, const xmlChar *
     if (rc == 0)
         rc = join_qname(p, prefix, local);
     if (rc == 0)
-        rc = push_attr(p, el, p->name_buf.data, p->name_buf.len, value, value_len);
-    trim_scratch(&p->name_buf);
+        rc = push_attr(p, el, p->eng->name_buf.data, p->eng->name_buf.len, value, value_len);
+    trim_scratch(&p->eng->name_buf);
     return rc;
 }
 
@@ -327,8 +402,8 @@ static uvx_stanza_t *new_element(uvx_parser_t *p, const xmlChar *localname, cons
         if (u->has_amp) {
             if (decode_amp(p, ns, ns_len) != 0)
                 return NULL;
-            ns = p->value_buf.data;
-            ns_len = p->value_buf.len;
+            ns = p->eng->value_buf.data;
+            ns_len = p->eng->value_buf.len;
         }
     }
     uvx_stanza_t *el =
@@ -355,10 +430,10 @@ static uvx_stanza_t *new_element(uvx_parser_t *p, const xmlChar *localname, cons
 /* Turns the collected character data into a text child of `cur`. */
 static int flush_text(uvx_parser_t *p)
 {
-    if (p->text.len == 0)
+    if (p->eng->text.len == 0)
         return 0;
-    int rc = stanza_append_text(p->cur, p->text.data, p->text.len);
-    trim_scratch(&p->text);
+    int rc = stanza_append_text(p->cur, p->eng->text.data, p->eng->text.len);
+    trim_scratch(&p->eng->text);
     return rc;
 }
 
@@ -367,21 +442,126 @@ static int stanza_too_big(const uvx_parser_t *p, size_t offset)
     return offset - p->mark > p->max_stanza_size;
 }
 
+/* ---- The start tag a parked parser replays --------------------------------- */
+
+static void prime_unref(prime_tag_t *t)
+{
+    if (t != NULL && --t->refs == 0)
+        free(t);
+}
+
+/* Appends a namespace name as an attribute value libxml2 reads back as the
+ * same string. A '&' in it can only be part of the "&#38;" libxml2 made of
+ * one (see decode_amp()), and "&#38;" reads back as exactly that. */
+static int append_ns_value(buf_t *b, const char *v)
+{
+    int rc = 0;
+    for (; *v != '\0' && rc == 0; v++) {
+        switch (*v) {
+        case '<':
+            rc = buf_append(b, "&lt;", 4);
+            break;
+        case '\'':
+            rc = buf_append(b, "&apos;", 6);
+            break;
+        case '\n':
+            rc = buf_append(b, "&#10;", 5);
+            break;
+        case '\r':
+            rc = buf_append(b, "&#13;", 5);
+            break;
+        case '\t':
+            rc = buf_append(b, "&#9;", 4);
+            break;
+        default:
+            rc = buf_append(b, v, 1);
+        }
+    }
+    return rc;
+}
+
+/* "<prefix:local xmlns='...' xmlns:p='...'>": the root's name and the
+ * namespace declarations it made (nb_ns pairs of prefix, URI). */
+static int build_prime(buf_t *b, const xmlChar *prefix, const xmlChar *localname, int nb_ns,
+                       const xmlChar **namespaces)
+{
+    int rc = buf_append(b, "<", 1);
+    if (rc == 0 && prefix != NULL) {
+        rc = buf_append_str(b, (const char *)prefix);
+        if (rc == 0)
+            rc = buf_append(b, ":", 1);
+    }
+    if (rc == 0)
+        rc = buf_append_str(b, (const char *)localname);
+    for (int i = 0; i < nb_ns && rc == 0; i++) {
+        const char *ns_prefix = (const char *)namespaces[2 * i];
+        const char *uri = (const char *)namespaces[2 * i + 1];
+        rc = buf_append_str(b, ns_prefix != NULL ? " xmlns:" : " xmlns");
+        if (rc == 0 && ns_prefix != NULL)
+            rc = buf_append_str(b, ns_prefix);
+        if (rc == 0)
+            rc = buf_append(b, "='", 2);
+        if (rc == 0)
+            rc = append_ns_value(b, uri != NULL ? uri : "");
+        if (rc == 0)
+            rc = buf_append(b, "'", 1);
+    }
+    if (rc == 0)
+        rc = buf_append(b, ">", 1);
+    return rc;
+}
+
+/* Keeps the tag to replay after parking, shared with the previous stream
+ * of the pool when equal. Out of memory, the parser just never parks. */
+static void remember_prime(uvx_parser_t *p, const xmlChar *prefix, const xmlChar *localname,
+                           int nb_ns, const xmlChar **namespaces)
+{
+    parser_pool_t *pool = p->pool;
+    buf_t *b = &p->eng->name_buf;
+    prime_unref(p->prime);
+    p->prime = NULL;
+    buf_reset(b);
+    if (build_prime(b, prefix, localname, nb_ns, namespaces) != 0) {
+        trim_scratch(b);
+        return;
+    }
+    prime_tag_t *t = pool->last_prime;
+    if (t == NULL || t->len != b->len || memcmp(t->text, b->data, b->len) != 0) {
+        t = malloc(sizeof(*t) + b->len + 1);
+        if (t != NULL) {
+            t->refs = 1; /* the pool's */
+            t->len = b->len;
+            memcpy(t->text, b->data, b->len + 1);
+            prime_unref(pool->last_prime);
+            pool->last_prime = t;
+        }
+    }
+    if (t != NULL) {
+        t->refs++;
+        p->prime = t;
+    }
+    trim_scratch(b);
+}
+
 /* ---- SAX callbacks -------------------------------------------------------- */
 
-static void open_stream(uvx_parser_t *p, const xmlChar *localname, const xmlChar *uri, int nb_attrs,
+static void open_stream(uvx_parser_t *p, const xmlChar *localname, const xmlChar *prefix,
+                        const xmlChar *uri, int nb_ns, const xmlChar **namespaces, int nb_attrs,
                         const xmlChar **attrs)
 {
     /* libxml2 reports the start tag with its position on the closing '>'
      * or "/>": the next stream, after a restart, begins past it. */
-    const xmlChar *c = p->ctxt->input->cur;
+    const xmlChar *c = p->eng->ctxt->input->cur;
     size_t tag_rest = c[0] == '>' ? 1 : (c[0] == '/' && c[1] == '>') ? 2 : 0;
     p->event_end = parsed_offset(p) + tag_rest;
-    if (stanza_too_big(p, p->event_end)) {
+    /* A replayed tag is ours, not the peer's: it does not count. */
+    if (!p->replaying && stanza_too_big(p, p->event_end)) {
         fail_and_stop(p, UVX_ETOOBIG, COND_POLICY);
         return;
     }
     p->mark = p->event_end;
+    if (p->pool != NULL && !p->replaying)
+        remember_prime(p, prefix, localname, nb_ns, namespaces);
     if (p->quiet_open) {
         p->quiet_open = 0;
         return;
@@ -403,9 +583,9 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                      const xmlChar **attrs)
 {
     uvx_parser_t *p = ctx;
-    (void)prefix, (void)nb_ns, (void)namespaces, (void)nb_defaulted;
+    (void)nb_defaulted;
     if (p->halted) {
-        xmlStopParser(p->ctxt);
+        xmlStopParser(p->eng->ctxt);
         return;
     }
     unsigned depth = p->depth++;
@@ -414,7 +594,7 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         return;
     }
     if (depth == 0) {
-        open_stream(p, localname, uri, nb_attrs, attrs);
+        open_stream(p, localname, prefix, uri, nb_ns, namespaces, nb_attrs, attrs);
         return;
     }
     if (stanza_too_big(p, parsed_offset(p))) {
@@ -469,7 +649,7 @@ static void on_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, c
     uvx_parser_t *p = ctx;
     (void)localname, (void)prefix, (void)uri;
     if (p->halted) {
-        xmlStopParser(p->ctxt);
+        xmlStopParser(p->eng->ctxt);
         return;
     }
     unsigned depth = --p->depth;
@@ -498,11 +678,11 @@ static void on_text(void *ctx, const xmlChar *text, int len)
         /* Text is never longer than its markup, so this cap holds it within
          * the stanza limit; the stanza itself is measured at each tag, at
          * its end and after every slice. */
-        if (p->text.len + (size_t)len > p->max_stanza_size) {
+        if (p->eng->text.len + (size_t)len > p->max_stanza_size) {
             fail(p, UVX_ETOOBIG, COND_POLICY);
             return;
         }
-        buf_t *t = &p->text;
+        buf_t *t = &p->eng->text;
         if (t->cap - t->len > (size_t)len) { /* the common case, inline */
             memcpy(t->data + t->len, text, (size_t)len);
             t->len += (size_t)len;
@@ -569,7 +749,7 @@ static void restricted(void *ctx)
 {
     uvx_parser_t *p = ctx;
     if (p->halted)
-        xmlStopParser(p->ctxt);
+        xmlStopParser(p->eng->ctxt);
     else
         fail_and_stop(p, UVX_ERESTRICTED, COND_RESTRICTED);
 }
@@ -627,7 +807,7 @@ static void on_xml_message(void *ctx, const char *msg, ...)
  * whitespace keepalives between stanzas must not count toward the next. */
 static int only_space_pending(const uvx_parser_t *p)
 {
-    const xmlParserInput *in = p->ctxt->input;
+    const xmlParserInput *in = p->eng->ctxt->input;
     for (const xmlChar *c = in->cur; c < in->end; c++)
         if (*c != ' ' && *c != '\n' && *c != '\r' && *c != '\t')
             return 0;
@@ -644,7 +824,7 @@ static size_t push_slices(uvx_parser_t *p, const char *data, size_t len)
         size_t n = len - off < FEED_SLICE ? len - off : FEED_SLICE;
         p->slice_start = p->fed;
         p->fed += n;
-        int rc = xmlParseChunk(p->ctxt, data + off, (int)n, 0);
+        int rc = xmlParseChunk(p->eng->ctxt, data + off, (int)n, 0);
         if (p->reset_pending && p->err == 0)
             return off + (p->event_end > p->slice_start ? p->event_end - p->slice_start : 0);
         if (p->halted)
@@ -653,6 +833,9 @@ static size_t push_slices(uvx_parser_t *p, const char *data, size_t len)
             fail(p, UVX_EPARSE, COND_PARSE);
             return len;
         }
+        const xmlParserInput *in = p->eng->ctxt->input;
+        if ((size_t)(in->end - in->cur) > ENGINE_KEEP_PENDING)
+            p->eng->grown = 1;
         if (p->depth == 1 && only_space_pending(p))
             p->mark = p->fed;
         /* Counts what libxml2 buffers unparsed too (e.g. a huge start tag). */
@@ -711,24 +894,48 @@ static int run(uvx_parser_t *p, const char *data, size_t len)
     }
 }
 
-/* ---- Public API ----------------------------------------------------------- */
+/* ---- Engines and pools ---------------------------------------------------- */
 
-uvx_parser_t *uvx_parser_new(const uvx_parser_callbacks_t *cb, void *ud,
-                             const uvx_parser_limits_t *limits)
+static void engine_free(engine_t *e)
 {
-    uvx_parser_t *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return NULL;
-    if (cb != NULL)
-        p->cb = *cb;
-    p->ud = ud;
-    p->max_stanza_size = UVX_DEFAULT_MAX_STANZA_SIZE;
-    p->max_depth = UVX_DEFAULT_MAX_DEPTH;
-    if (limits != NULL && limits->max_stanza_size != 0)
-        p->max_stanza_size = limits->max_stanza_size;
-    if (limits != NULL && limits->max_depth != 0)
-        p->max_depth = limits->max_depth;
+    if (e == NULL)
+        return;
+    if (e->ctxt != NULL)
+        xmlFreeParserCtxt(e->ctxt);
+    prime_unref(e->prime);
+    buf_free(&e->text);
+    buf_free(&e->name_buf);
+    buf_free(&e->value_buf);
+    free(e);
+}
 
+/* Makes `ctxt` intern its names in `dict` instead of its own dictionary,
+ * as libxml2 itself does for contexts that share one. The context must
+ * hold no name yet (it is reset before use). */
+static int use_dict(xmlParserCtxtPtr ctxt, xmlDictPtr dict)
+{
+    const xmlChar *xml = xmlDictLookup(dict, BAD_CAST "xml", 3);
+    const xmlChar *xmlns = xmlDictLookup(dict, BAD_CAST "xmlns", 5);
+    const xmlChar *xml_ns = xmlDictLookup(dict, XML_XML_NAMESPACE, 36);
+    if (xml == NULL || xmlns == NULL || xml_ns == NULL)
+        return UVX_ENOMEM;
+    xmlDictFree(ctxt->dict);
+    ctxt->dict = dict;
+    xmlDictReference(dict);
+    /* libxml2 recognizes these by address. */
+    ctxt->str_xml = xml;
+    ctxt->str_xmlns = xmlns;
+    ctxt->str_xml_ns = xml_ns;
+    return 0;
+}
+
+/* A new engine for `p`, on the pool's dictionary if it has a pool. Its
+ * context needs a reset_context() before use. */
+static engine_t *engine_new(uvx_parser_t *p)
+{
+    engine_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
     xmlSAXHandler sax;
     memset(&sax, 0, sizeof(sax));
     sax.initialized = XML_SAX2_MAGIC;
@@ -748,10 +955,217 @@ uvx_parser_t *uvx_parser_new(const uvx_parser_callbacks_t *cb, void *ud,
     sax.fatalError = on_xml_message;
 
     xmlInitParser();
-    p->ctxt = xmlCreatePushParserCtxt(&sax, p, NULL, 0, NULL);
+    e->ctxt = xmlCreatePushParserCtxt(&sax, p, NULL, 0, NULL);
+    if (e->ctxt == NULL || (p->pool != NULL && use_dict(e->ctxt, p->pool->dict) != 0)) {
+        engine_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* A fresh dictionary once the shared one holds many names: names peers
+ * sent once do not stay in memory for the life of the loop. Engines on the
+ * old one are freed as they come back; it goes with the last of them. */
+static void pool_renew_dict(parser_pool_t *pool)
+{
+    if (xmlDictSize(pool->dict) <= POOL_DICT_NAMES)
+        return;
+    xmlDictPtr dict = xmlDictCreate();
+    if (dict == NULL)
+        return;
+    xmlDictSetLimit(dict, XML_MAX_DICTIONARY_LIMIT);
+    xmlDictFree(pool->dict);
+    pool->dict = dict;
+    for (int i = 0; i < pool->nidle; i++)
+        engine_free(pool->idle[i]);
+    pool->nidle = 0;
+}
+
+static int same_prime(const prime_tag_t *a, const prime_tag_t *b)
+{
+    return a != NULL && b != NULL &&
+           (a == b || (a->len == b->len && memcmp(a->text, b->text, a->len) == 0));
+}
+
+/* Takes an idle engine for `p`, best first: the one p parked; one parked
+ * with p's start tag (for a parked p); one holding no stream; while the
+ * pool is full, the oldest. NULL: better make a new one. `*same_stream`:
+ * the engine holds a stream p can go on with. */
+static engine_t *pool_take(parser_pool_t *pool, const uvx_parser_t *p, int *same_stream)
+{
+    int pick = -1;
+    *same_stream = 1;
+    for (int i = pool->nidle - 1; i >= 0 && pick < 0 && p->parked; i--)
+        if (pool->idle[i]->owner == p)
+            pick = i;
+    for (int i = pool->nidle - 1; i >= 0 && pick < 0 && p->parked; i--)
+        if (same_prime(pool->idle[i]->prime, p->prime))
+            pick = i;
+    if (pick < 0)
+        *same_stream = 0;
+    for (int i = pool->nidle - 1; i >= 0 && pick < 0; i--)
+        if (pool->idle[i]->prime == NULL)
+            pick = i;
+    if (pick < 0 && pool->nidle == POOL_KEEP)
+        pick = 0;
+    if (pick < 0)
+        return NULL;
+    engine_t *e = pool->idle[pick];
+    memmove(&pool->idle[pick], &pool->idle[pick + 1],
+            (size_t)(pool->nidle - pick - 1) * sizeof(pool->idle[0]));
+    pool->nidle--;
+    prime_unref(e->prime);
+    e->prime = NULL;
+    return e;
+}
+
+/* Keeps `e` for later, evicting the oldest engine when full. */
+static void pool_put(parser_pool_t *pool, engine_t *e)
+{
+    pool_renew_dict(pool);
+    if (e->grown || e->ctxt->dict != pool->dict) {
+        engine_free(e);
+        return;
+    }
+    if (pool->nidle == POOL_KEEP) {
+        engine_free(pool->idle[0]);
+        memmove(&pool->idle[0], &pool->idle[1], (POOL_KEEP - 1) * sizeof(pool->idle[0]));
+        pool->nidle--;
+    }
+    pool->idle[pool->nidle++] = e;
+}
+
+/* The engine `p` parked no longer holds its stream (p restarts or goes). */
+static void pool_disown(parser_pool_t *pool, const uvx_parser_t *p)
+{
+    for (int i = 0; pool != NULL && i < pool->nidle; i++)
+        if (pool->idle[i]->owner == p)
+            pool->idle[i]->owner = NULL;
+}
+
+static void pool_unref(parser_pool_t *pool)
+{
+    if (pool == NULL || --pool->refs > 0)
+        return;
+    for (int i = 0; i < pool->nidle; i++)
+        engine_free(pool->idle[i]);
+    prime_unref(pool->last_prime);
+    xmlDictFree(pool->dict);
+    free(pool);
+}
+
+/* Hands the engine back to the pool; `parked`: p's stream stays open and
+ * the engine still holds it, for p to take back untouched. */
+static void give_back(uvx_parser_t *p, int parked)
+{
+    engine_t *e = p->eng;
+    p->eng = NULL;
+    p->parked = (unsigned char)parked;
+    trim_scratch(&e->text);
+    trim_scratch(&e->name_buf);
+    trim_scratch(&e->value_buf);
+    e->owner = parked ? p : NULL;
+    e->prime = NULL;
+    if (parked) {
+        e->prime = p->prime;
+        p->prime->refs++;
+    }
+    pool_put(p->pool, e);
+}
+
+/* 1 if p's stream can continue from a replay of its start tag: the root
+ * is open, no stanza is, and libxml2 holds nothing but white space between
+ * stanzas (which the stream drops anyway). */
+static int at_stanza_boundary(const uvx_parser_t *p)
+{
+    const xmlParserCtxt *ctxt = p->eng->ctxt;
+    return p->prime != NULL && p->depth == 1 && p->stanza == NULL && p->carry.len == 0 &&
+           !p->halted && !p->reset_pending && p->eng->text.len == 0 &&
+           ctxt->instate == XML_PARSER_CONTENT && ctxt->nameNr == 1 && only_space_pending(p);
+}
+
+/* After a feed (or a reset, or a stop) outside any feed: a pooled parser
+ * that does not need its engine gives it back. */
+static void park_if_idle(uvx_parser_t *p)
+{
+    if (p->pool == NULL || p->eng == NULL || p->in_feed)
+        return;
+    if (p->err != 0 || p->stopped) /* feeds do not parse until a reset */
+        give_back(p, 0);
+    else if (p->depth == 0 && p->fed == 0 && p->carry.len == 0) /* a new stream */
+        give_back(p, 0);
+    else if (at_stanza_boundary(p))
+        give_back(p, 1);
+}
+
+/* Feeds the remembered start tag to a reset engine: depth 1 again, with
+ * the root's namespaces, and no event. Stream offsets restart with it. */
+static int replay_prime(uvx_parser_t *p)
+{
+    p->depth = 0;
+    p->fed = p->slice_start = p->mark = p->event_end = 0;
+    p->quiet_open = p->replaying = 1;
+    push_slices(p, p->prime->text, p->prime->len);
+    p->quiet_open = p->replaying = 0;
+    if (p->err == 0 && p->depth != 1)
+        fail(p, UVX_EPARSE, COND_PARSE); /* cannot happen: the tag came from libxml2 */
+    return p->err;
+}
+
+/* Gives an engine-less parser an engine to feed: one holding a stream it
+ * can go on with, or another one reset (and primed when a stream is open). */
+static int borrow(uvx_parser_t *p)
+{
+    int same_stream = 0;
+    engine_t *e = p->pool != NULL ? pool_take(p->pool, p, &same_stream) : NULL;
+    if (e != NULL && same_stream) {
+        if (e->owner != p) {
+            /* Another parser's stream, equal in libxml2's eyes: carry on
+             * from where its bytes end (all parsed, or white space). */
+            const xmlParserInput *in = e->ctxt->input;
+            p->fed = (size_t)in->consumed + (size_t)(in->end - in->base);
+            p->slice_start = p->mark = p->event_end = p->fed;
+        }
+        e->owner = NULL;
+        e->ctxt->userData = p;
+        p->eng = e;
+        p->parked = 0;
+        return 0;
+    }
+    if (e == NULL)
+        e = engine_new(p);
+    if (e == NULL)
+        return UVX_ENOMEM;
+    p->eng = e;
+    if (reset_context(p) != 0)
+        return UVX_ENOMEM;
+    if (!p->parked)
+        return 0;
+    p->parked = 0;
+    return replay_prime(p);
+}
+
+/* ---- Public API ----------------------------------------------------------- */
+
+uvx_parser_t *uvx_parser_new(const uvx_parser_callbacks_t *cb, void *ud,
+                             const uvx_parser_limits_t *limits)
+{
+    uvx_parser_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    if (cb != NULL)
+        p->cb = *cb;
+    p->ud = ud;
+    p->max_stanza_size = UVX_DEFAULT_MAX_STANZA_SIZE;
+    p->max_depth = UVX_DEFAULT_MAX_DEPTH;
+    if (limits != NULL && limits->max_stanza_size != 0)
+        p->max_stanza_size = limits->max_stanza_size;
+    if (limits != NULL && limits->max_depth != 0)
+        p->max_depth = limits->max_depth;
+    p->eng = engine_new(p);
     /* Starting with a reset gives the first stream exactly the state of a
      * restarted one (e.g. UTF-8 assumed, no guessing from the first bytes). */
-    if (p->ctxt == NULL || restart(p) != 0) {
+    if (p->eng == NULL || restart(p) != 0) {
         uvx_parser_free(p);
         return NULL;
     }
@@ -768,11 +1182,13 @@ void uvx_parser_free(uvx_parser_t *p)
         return;
     }
     uvx_stanza_unref(p->stanza);
-    if (p->ctxt != NULL)
-        xmlFreeParserCtxt(p->ctxt);
-    buf_free(&p->text);
-    buf_free(&p->name_buf);
-    buf_free(&p->value_buf);
+    p->stanza = NULL;
+    if (p->eng != NULL && p->pool != NULL)
+        give_back(p, 0);
+    engine_free(p->eng);
+    pool_disown(p->pool, p);
+    pool_unref(p->pool);
+    prime_unref(p->prime);
     buf_free(&p->carry);
     free(p);
 }
@@ -787,20 +1203,33 @@ int uvx_parser_feed(uvx_parser_t *p, const char *buf, size_t len)
         return UVX_ECLOSED;
     if (p->err != 0)
         return p->err;
+    if (p->eng == NULL && len == 0 && p->carry.len == 0)
+        return 0;
     p->in_feed = 1;
-    int rc = run(p, buf, len);
+    int rc = 0;
+    if (p->eng == NULL && (rc = borrow(p)) != 0) {
+        fail(p, rc, rc == UVX_ENOMEM ? COND_MEMORY : COND_PARSE);
+        rc = p->err;
+        if (p->reset_pending && !p->stopped) /* from the error callback */
+            restart(p);
+    } else {
+        rc = run(p, buf, len);
+    }
     p->in_feed = 0;
     if (p->free_pending) {
         uvx_parser_free(p);
         return UVX_ECLOSED;
     }
+    park_if_idle(p);
     return rc;
 }
 
 void uvx_parser_stop(uvx_parser_t *p)
 {
-    if (p != NULL)
-        p->stopped = p->halted = 1;
+    if (p == NULL)
+        return;
+    p->stopped = p->halted = 1;
+    park_if_idle(p);
 }
 
 int uvx_parser_reset(uvx_parser_t *p)
@@ -813,6 +1242,9 @@ int uvx_parser_reset(uvx_parser_t *p)
         return 0;
     }
     buf_free(&p->carry);
+    /* A pooled parser need not hold a context until bytes come. */
+    if (p->pool != NULL && p->eng != NULL)
+        give_back(p, 0);
     return restart(p);
 }
 
@@ -829,4 +1261,50 @@ int parser_prime(uvx_parser_t *p, const char *open_tag, size_t len)
     if (rc == 0 && p->depth != 1)
         rc = UVX_EINVAL;
     return rc;
+}
+
+parser_pool_t *parser_pool_new(void)
+{
+    parser_pool_t *pool = calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return NULL;
+    xmlInitParser();
+    pool->dict = xmlDictCreate();
+    if (pool->dict == NULL) {
+        free(pool);
+        return NULL;
+    }
+    /* The limit each context's own dictionary would have. */
+    xmlDictSetLimit(pool->dict, XML_MAX_DICTIONARY_LIMIT);
+    pool->refs = 1;
+    return pool;
+}
+
+void parser_pool_free(parser_pool_t *pool)
+{
+    pool_unref(pool);
+}
+
+void parser_set_pool(uvx_parser_t *p, parser_pool_t *pool)
+{
+    if (p == NULL || p->pool == pool || p->in_feed)
+        return;
+    /* An engine with a stream under way stays until the stream is done
+     * with it (pool_put() frees one on another dictionary); a fresh one
+     * goes now, so a new connection holds none until bytes arrive. */
+    if (p->eng != NULL && p->depth == 0 && p->fed == 0 && p->carry.len == 0 && p->err == 0) {
+        engine_free(p->eng);
+        p->eng = NULL;
+        p->parked = 0;
+    }
+    pool_disown(p->pool, p);
+    pool_unref(p->pool);
+    p->pool = pool;
+    if (pool != NULL)
+        pool->refs++;
+}
+
+int parser_is_parked(const uvx_parser_t *p)
+{
+    return p != NULL && p->eng == NULL;
 }

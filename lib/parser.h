@@ -15,4 +15,25 @@
  * UVX_EINVAL when `open_tag` is not exactly one start tag. */
 int parser_prime(uvx_parser_t *p, const char *open_tag, size_t len);
 
+/* A per-loop pool of libxml2 parser contexts (with one dictionary shared by
+ * all of them), so that idle connections hold none: a pooled parser borrows
+ * a context while it parses and gives it back whenever a feed ends between
+ * stanzas. It keeps a few idle contexts and frees the rest. Not thread-safe:
+ * one pool per loop. parser_pool_free() may come before the parsers using
+ * the pool are freed; the pool goes with the last of them. */
+typedef struct parser_pool parser_pool_t;
+
+parser_pool_t *parser_pool_new(void); /* NULL when out of memory */
+void parser_pool_free(parser_pool_t *pool);
+
+/* Makes `p` borrow its context from `pool` (NULL: own one again). Meant
+ * right after uvx_parser_new(), when `p` gives its own context up at once;
+ * a stream already under way keeps its context until its next restart.
+ * Not from a parser callback. Events, errors and limits are unchanged. */
+void parser_set_pool(uvx_parser_t *p, parser_pool_t *pool);
+
+/* 1 if `p` holds no libxml2 context now (pooled, and between stanzas or
+ * before its stream): for tests and memory accounting. */
+int parser_is_parked(const uvx_parser_t *p);
+
 #endif

@@ -213,6 +213,36 @@ static void on_error(void *ud, int err, const char *condition)
 
 static const uvx_parser_callbacks_t record_cb = {on_open, on_stanza, on_close, on_error};
 
+/* Set while the cases run again with pooled parsers (see run_pooled()):
+ * rec_init() attaches every parser to it, and parse_cuts() has other
+ * parsers use the pool between two feeds, so that the next feed goes on in
+ * a context another stream left (same start tag) or from a replayed start
+ * tag, rather than in the parser's own context. */
+static parser_pool_t *test_pool;
+
+/* Parsers that each park a stream in the pool, in turn with the start tag
+ * of no test stream, of STREAM_HEAD, and of the short "<s>" root. */
+static void disturb_pool(void)
+{
+    static const char *const streams[] = {
+        "<o:other xmlns='urn:other' xmlns:o='urn:o' xmlns:stream='urn:x'><stream:a/>",
+        STREAM_HEAD "<message><body>x</body></message> \n",
+        "<s xmlns='jabber:client'><presence/>\r",
+    };
+    static unsigned turn;
+    if (test_pool == NULL)
+        return;
+    const char *in = streams[turn++ % 3];
+    for (int i = 0; i < 8; i++) {
+        uvx_parser_t *p = uvx_parser_new(NULL, NULL, NULL);
+        die_if(p == NULL);
+        parser_set_pool(p, test_pool);
+        CHECK_INT(uvx_parser_feed(p, in, strlen(in)), 0);
+        CHECK(parser_is_parked(p));
+        uvx_parser_free(p);
+    }
+}
+
 static void rec_init(rec_t *r, const run_opts_t *o)
 {
     static const run_opts_t defaults;
@@ -220,6 +250,10 @@ static void rec_init(rec_t *r, const run_opts_t *o)
     r->o = o ? o : &defaults;
     r->p = uvx_parser_new(&record_cb, r, &r->o->limits);
     die_if(r->p == NULL);
+    if (test_pool != NULL) {
+        parser_set_pool(r->p, test_pool);
+        CHECK(parser_is_parked(r->p));
+    }
 }
 
 /* Frees the parser and returns the log (malloc'd). */
@@ -243,6 +277,8 @@ static char *parse_cuts(const char *in, size_t len, const size_t *cuts, int ncut
         size_t end = i < ncuts ? cuts[i] : len;
         rc = uvx_parser_feed(r.p, in + at, end - at);
         at = end;
+        if (i < ncuts)
+            disturb_pool();
     }
     if (last_rc)
         *last_rc = rc;
@@ -1198,6 +1234,7 @@ static void test_corpus_inline(void)
 
 static void test_corpus(void)
 {
+    corpus_files = 0;
     DIR *d = opendir(TEST_DATA_DIR);
     if (d == NULL)
         return;
@@ -1223,6 +1260,318 @@ static void test_corpus(void)
     }
     closedir(d);
     printf("# corpus: %d captured stream(s) with a .canon in %s\n", corpus_files, TEST_DATA_DIR);
+}
+
+/* ---- Pooled parsers ---------------------------------------------------------------------------
+ */
+
+/* Streams with different roots and bindings: a context another stream
+ * used must come back with exactly this stream's namespaces. */
+static const char *const pool_stream_odd =
+    "<p:root xmlns='urn:a&amp;b' xmlns:p='urn:p' xmlns:q=\"urn:q'x&#38;y\">"
+    "<m q:attr='1'><p:x/></m>\n <p:y/>\t<z xmlns=''/><q:w/></p:root>";
+static const char *const pool_stream_no_ns = "<root><a/><b><c/></b> </root>";
+
+static const char *pool_stream(int k, buf_t *restarts)
+{
+    switch (k % 5) {
+    case 0:
+        return stream_basic;
+    case 1:
+        return stream_ns;
+    case 2:
+        return pool_stream_odd;
+    case 3:
+        return pool_stream_no_ns;
+    default:
+        return restarts->data;
+    }
+}
+
+#define NPOOLED 7 /* more parsers than the pool keeps contexts */
+
+/* Parsers sharing one pool, each fed its own stream in chunks, one chunk
+ * per parser in turn, log exactly what one unpooled parser does. */
+static void test_pool_interleaved(void)
+{
+    run_opts_t o = {.client_restarts = 1};
+    buf_t restarts = BUF_INIT;
+    for (size_t i = 0; i < sizeof(restart_parts) / sizeof(*restart_parts); i++)
+        put(&restarts, restart_parts[i]);
+    char *want[NPOOLED];
+    size_t len[NPOOLED], maxlen = 0;
+    for (int k = 0; k < NPOOLED; k++) {
+        want[k] = parse_whole(pool_stream(k, &restarts), &o, NULL);
+        len[k] = strlen(pool_stream(k, &restarts));
+        maxlen = len[k] > maxlen ? len[k] : maxlen;
+    }
+    CHECK(strstr(want[2], "<{urn:a&b}m q:attr=\"1\"><{urn:p}x></></>") != NULL);
+    CHECK(strstr(want[2], "<{urn:q'x&y}w></>") != NULL);
+    CHECK(strstr(want[2], "ERROR") == NULL);
+
+    parser_pool_t *pool = parser_pool_new();
+    die_if(pool == NULL);
+    test_pool = pool;
+    int mismatches = 0, parked = 0;
+    /* Every split offset (two chunks each), then random chunkings. */
+    for (size_t round = 0; round <= maxlen + 200; round++) {
+        rec_t r[NPOOLED];
+        size_t at[NPOOLED];
+        size_t cuts[NPOOLED][512];
+        int ncuts[NPOOLED], next[NPOOLED];
+        for (int k = 0; k < NPOOLED; k++) {
+            rec_init(&r[k], &o);
+            at[k] = 0;
+            next[k] = 0;
+            if (round <= maxlen) {
+                ncuts[k] = 1;
+                cuts[k][0] = round < len[k] ? round : len[k];
+            } else {
+                ncuts[k] = random_cuts(len[k], cuts[k], 512);
+            }
+        }
+        for (int busy = 1; busy;) {
+            busy = 0;
+            for (int k = 0; k < NPOOLED; k++) {
+                if (at[k] == len[k] && next[k] > ncuts[k])
+                    continue;
+                size_t end = next[k] < ncuts[k] ? cuts[k][next[k]] : len[k];
+                next[k]++;
+                uvx_parser_feed(r[k].p, pool_stream(k, &restarts) + at[k], end - at[k]);
+                at[k] = end;
+                parked += parser_is_parked(r[k].p);
+                busy = 1;
+            }
+        }
+        for (int k = 0; k < NPOOLED; k++) {
+            char *got = rec_finish(&r[k]);
+            if (strcmp(got, want[k]) != 0 && mismatches++ < 3)
+                tap_fail(__FILE__, __LINE__, "round %zu, parser %d:\n%s\nexpected:\n%s", round, k,
+                         got, want[k]);
+            free(got);
+        }
+    }
+    CHECK_INT(mismatches, 0);
+    CHECK(parked > 1000); /* the replays really happened */
+    test_pool = NULL;
+    parser_pool_free(pool);
+    for (int k = 0; k < NPOOLED; k++)
+        free(want[k]);
+    buf_free(&restarts);
+}
+
+typedef struct park_step {
+    const char *in;
+    int parked; /* expected parser_is_parked() after the feed; -1: either */
+} park_step_t;
+
+static void run_park_steps(rec_t *r, const park_step_t *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        CHECK_INT(uvx_parser_feed(r->p, steps[i].in, strlen(steps[i].in)), 0);
+        if (steps[i].parked >= 0 && parser_is_parked(r->p) != steps[i].parked)
+            tap_fail(__FILE__, __LINE__, "after \"%s\": parked %d, expected %d", steps[i].in,
+                     parser_is_parked(r->p), steps[i].parked);
+        disturb_pool();
+    }
+}
+
+/* A pooled parser holds no context between stanzas, and keeps it while
+ * anything of a stanza is pending. */
+static void test_pool_parks_at_boundaries(void)
+{
+    static const park_step_t steps[] = {
+        {"<?xml version='1.0'?>", 0},
+        {"<stream:stream xmlns='jabber:client' xmlns:stream='" NS_STREAMS "' id='s1'", 0},
+        {">", 1},
+        {"<message><body>hel", 0},
+        {"lo</body></message>", 1},
+        {" \r\n ", 1},
+        {"\r", 1},
+        {"<presence", 0},
+        {"/>", 1},
+        {"<iq type='get'/><iq", 0},
+        {" type='set'/>", 1},
+        {"<stream:features><x xmlns='urn:x'>", 0},
+        {"</x></stream:features>", 1},
+        {"<m>&amp", 0},
+        {";</m>", 1},
+        {"<![CDATA[dropped", 0},
+        {"]]>", 1},
+        {"<![CDATA[  ", 0}, /* libxml2 holds only white space, inside a section */
+        {"  ]]>", 1},
+        {"<a/", 0},
+        {">", 1},
+        {"</stream:stream>", 0}, /* keeps it: what follows is an error */
+    };
+    const char *canon = "OPEN <{" NS_STREAMS "}stream id=\"s1\"></>\n"
+                        "<{jabber:client}message><{jabber:client}body>hello</></>\n"
+                        "<{jabber:client}presence></>\n<{jabber:client}iq type=\"get\"></>\n"
+                        "<{jabber:client}iq type=\"set\"></>\n"
+                        "<{" NS_STREAMS "}features><{urn:x}x></></>\n"
+                        "<{jabber:client}m>&amp;</>\n<{jabber:client}a></>\nCLOSE\n";
+    parser_pool_t *pool = parser_pool_new();
+    die_if(pool == NULL);
+    test_pool = pool;
+    rec_t r;
+    rec_init(&r, NULL);
+    run_park_steps(&r, steps, sizeof(steps) / sizeof(*steps));
+    CHECK_STR(r.log.data, canon);
+    CHECK_INT(uvx_parser_feed(r.p, "<x/>", 4), UVX_EPARSE);
+    CHECK(parser_is_parked(r.p)); /* an error needs no context */
+    CHECK_INT(uvx_parser_feed(r.p, "<x/>", 4), UVX_EPARSE);
+    CHECK_INT(r.errors, 1);
+
+    /* A reset parks it, and the next stream starts from scratch. */
+    CHECK_INT(uvx_parser_reset(r.p), 0);
+    CHECK(parser_is_parked(r.p));
+    const char *head = "<s xmlns='urn:s' xmlns:p='urn:p'>";
+    CHECK_INT(uvx_parser_feed(r.p, head, strlen(head)), 0);
+    CHECK(parser_is_parked(r.p));
+    CHECK_INT(uvx_parser_feed(r.p, "<p:a/>", 6), 0);
+    CHECK_INT(uvx_parser_reset(r.p), 0);
+    CHECK_INT(uvx_parser_feed(r.p, "<s xmlns='urn:t'><p:a/>", 23), UVX_EPARSE);
+    CHECK_INT(r.errors, 2);
+    CHECK(strstr(r.log.data, "OPEN <{urn:s}s></>\n<{urn:p}a></>\nOPEN <{urn:t}s></>\nERROR") !=
+          NULL);
+    /* A stop too. */
+    CHECK_INT(uvx_parser_reset(r.p), 0);
+    CHECK_INT(uvx_parser_feed(r.p, "<s><a>", 6), 0);
+    CHECK(!parser_is_parked(r.p));
+    uvx_parser_stop(r.p);
+    CHECK(parser_is_parked(r.p));
+    CHECK_INT(uvx_parser_feed(r.p, "</a>", 4), UVX_ECLOSED);
+    free(rec_finish(&r));
+
+    /* Primed (WebSocket): parked after every message. */
+    rec_init(&r, NULL);
+    const char *open = "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_STREAMS "'>";
+    CHECK_INT(parser_prime(r.p, open, strlen(open)), 0);
+    CHECK(parser_is_parked(r.p));
+    static const park_step_t msgs[] = {
+        {"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='x' version='1.0'/>", 1},
+        {"<stream:features/>", 1},
+        {"<message><body>a</body></message>", 1},
+    };
+    run_park_steps(&r, msgs, sizeof(msgs) / sizeof(*msgs));
+    CHECK_INT(r.stanzas, 3);
+    CHECK_INT(r.opens, 0);
+    CHECK_INT(r.errors, 0);
+    CHECK(strstr(r.log.data, "<{" NS_STREAMS "}features></>\n<{jabber:client}message>") != NULL);
+    free(rec_finish(&r));
+    test_pool = NULL;
+    parser_pool_free(pool);
+}
+
+/* A context taken from a parked parser brings none of its bindings along,
+ * and the parked parser gets its own back by replay. */
+static void test_pool_steal(void)
+{
+    parser_pool_t *pool = parser_pool_new();
+    die_if(pool == NULL);
+    test_pool = pool;
+    rec_t a, b;
+    rec_init(&a, NULL);
+    rec_init(&b, NULL);
+    const char *head_a =
+        "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_STREAMS "' xmlns:old='urn:old'>";
+    const char *head_b = "<s xmlns='urn:s'>";
+    CHECK_INT(uvx_parser_feed(a.p, head_a, strlen(head_a)), 0);
+    CHECK(parser_is_parked(a.p));
+    CHECK_INT(uvx_parser_feed(b.p, head_b, strlen(head_b)), 0); /* takes a's context */
+    CHECK_INT(uvx_parser_feed(b.p, "<old:m/>", 8), UVX_EPARSE);
+    CHECK_INT(b.errors, 1);
+    CHECK_INT(uvx_parser_feed(a.p, "<old:m/><stream:x/>", 19), 0);
+    CHECK_INT(uvx_parser_feed(a.p, "<m/></stream:stream>", 20), 0);
+    CHECK_INT(a.errors, 0);
+    CHECK_INT(a.closes, 1);
+    char *la = rec_finish(&a), *lb = rec_finish(&b);
+    CHECK_STR(la, "OPEN <{" NS_STREAMS "}stream></>\n<{urn:old}m></>\n<{" NS_STREAMS "}x></>\n"
+                  "<{jabber:client}m></>\nCLOSE\n");
+    CHECK_STR(lb, "OPEN <{urn:s}s></>\nERROR not-well-formed malformed XML\n");
+    free(la);
+    free(lb);
+    test_pool = NULL;
+    parser_pool_free(pool);
+}
+
+/* parser_pool_free() before the parsers: they go on working, the pool
+ * goes with the last of them (checked by the sanitizers). */
+static void test_pool_freed_first(void)
+{
+    parser_pool_t *pool = parser_pool_new();
+    die_if(pool == NULL);
+    test_pool = pool;
+    rec_t a, b;
+    rec_init(&a, NULL);
+    rec_init(&b, NULL);
+    test_pool = NULL;
+    CHECK_INT(uvx_parser_feed(a.p, STREAM_HEAD, strlen(STREAM_HEAD)), 0);
+    parser_pool_free(pool);
+    CHECK_INT(uvx_parser_feed(b.p, STREAM_HEAD "<a/>", strlen(STREAM_HEAD) + 4), 0);
+    CHECK_INT(uvx_parser_feed(a.p, "<b/><c>", 7), 0);
+    free(rec_finish(&a));
+    CHECK_INT(uvx_parser_feed(b.p, "<d/>", 4), 0);
+    CHECK_INT(b.stanzas, 2);
+    free(rec_finish(&b));
+    /* Leaving the pool: back to a context of its own. */
+    pool = parser_pool_new();
+    die_if(pool == NULL);
+    rec_init(&a, NULL);
+    parser_set_pool(a.p, pool);
+    CHECK_INT(uvx_parser_feed(a.p, STREAM_HEAD "<a/>", strlen(STREAM_HEAD) + 4), 0);
+    CHECK(parser_is_parked(a.p));
+    parser_set_pool(a.p, NULL);
+    parser_pool_free(pool);
+    CHECK_INT(uvx_parser_feed(a.p, "<b/>", 4), 0);
+    CHECK(!parser_is_parked(a.p));
+    CHECK_INT(a.stanzas, 2);
+    CHECK_INT(a.errors, 0);
+    free(rec_finish(&a));
+}
+
+/* More distinct names than one shared dictionary is allowed to collect:
+ * it is replaced under parked parsers without changing any event. */
+static void test_pool_many_names(void)
+{
+    parser_pool_t *pool = parser_pool_new();
+    die_if(pool == NULL);
+    test_pool = pool;
+    rec_t a, b;
+    rec_init(&a, NULL);
+    rec_init(&b, NULL);
+    CHECK_INT(uvx_parser_feed(a.p, STREAM_HEAD, strlen(STREAM_HEAD)), 0);
+    CHECK_INT(uvx_parser_feed(b.p, STREAM_HEAD, strlen(STREAM_HEAD)), 0);
+    char in[128], want[128];
+    int bad = 0;
+    for (int i = 0; i < 30000; i++) {
+        rec_t *r = i % 2 ? &a : &b;
+        snprintf(in, sizeof(in), "<n%d xmlns:p%d='urn:%d' p%d:a%d='v'/>", i, i, i, i, i);
+        CHECK_INT(uvx_parser_feed(r->p, in, strlen(in)), 0);
+        if (!parser_is_parked(r->p))
+            bad++;
+        snprintf(want, sizeof(want), "<{jabber:client}n%d p%d:a%d=\"v\"></>\n", i, i, i);
+        size_t wl = strlen(want);
+        if (r->log.len < wl || strcmp(r->log.data + r->log.len - wl, want) != 0)
+            bad++;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(a.stanzas + b.stanzas, 30000);
+    CHECK_INT(a.errors + b.errors, 0);
+    free(rec_finish(&a));
+    free(rec_finish(&b));
+    test_pool = NULL;
+    parser_pool_free(pool);
+}
+
+/* Runs a case of the suite above again with every parser pooled. */
+static void run_pooled(const char *name, void (*fn)(void))
+{
+    test_pool = parser_pool_new();
+    die_if(test_pool == NULL);
+    tap_run(name, fn);
+    parser_pool_free(test_pool);
+    test_pool = NULL;
 }
 
 /* ---- API misuse ------------------------------------------------------------------------------ */
@@ -1269,5 +1618,32 @@ int main(void)
     tap_run("corpus: inline stream", test_corpus_inline);
     tap_run("corpus: test/data", test_corpus);
     tap_run("misuse", test_misuse);
+    tap_run("pooled: interleaved parsers log what unpooled ones do", test_pool_interleaved);
+    tap_run("pooled: parks between stanzas only", test_pool_parks_at_boundaries);
+    tap_run("pooled: a taken context keeps no namespace", test_pool_steal);
+    tap_run("pooled: pool freed before its parsers", test_pool_freed_first);
+    tap_run("pooled: shared dictionary renewal", test_pool_many_names);
+    run_pooled("pooled: events", test_events);
+    run_pooled("pooled: events are prompt", test_events_are_prompt);
+    run_pooled("pooled: namespaces and round trip", test_namespaces);
+    run_pooled("pooled: split at every offset", test_split_every_offset);
+    run_pooled("pooled: random chunks", test_random_chunks);
+    run_pooled("pooled: carriage returns", test_carriage_returns);
+    run_pooled("pooled: restart at every offset", test_restart_every_offset);
+    run_pooled("pooled: restart anywhere", test_restart_anywhere);
+    run_pooled("pooled: restart forgets namespaces", test_restart_forgets_namespaces);
+    run_pooled("pooled: stop", test_stop);
+    run_pooled("pooled: feed from callback", test_feed_from_callback);
+    run_pooled("pooled: reset in error callback", test_reset_in_error_callback);
+    run_pooled("pooled: reset between feeds", test_reset_between_feeds);
+    run_pooled("pooled: prime", test_prime);
+    run_pooled("pooled: stanza size limit is exact", test_stanza_size_exact);
+    run_pooled("pooled: white space keepalives", test_whitespace_keepalives);
+    run_pooled("pooled: 10 MB stanza", test_big_stanza);
+    run_pooled("pooled: depth", test_depth);
+    run_pooled("pooled: hostile and restricted XML", test_hostile);
+    run_pooled("pooled: UTF-8 across chunks", test_utf8_across_chunks);
+    run_pooled("pooled: corpus: inline stream", test_corpus_inline);
+    run_pooled("pooled: corpus: test/data", test_corpus);
     return tap_done();
 }
