@@ -138,8 +138,9 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_DEFAULT);
         malloc_trim(0);
         long after = rss_kb();
-        printf("RESULT conns=%d rss_before_kb=%ld rss_after_kb=%ld per_conn_bytes=%ld bind_s=%.2f\n",
-               st.n, before, after, (after - before) * 1024 / st.n, bind_s);
+        printf(
+            "RESULT conns=%d rss_before_kb=%ld rss_after_kb=%ld per_conn_bytes=%ld bind_s=%.2f\n",
+            st.n, before, after, (after - before) * 1024 / st.n, bind_s);
         fflush(stdout);
     }
     /* leave politely */

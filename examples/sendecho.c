@@ -51,9 +51,8 @@ static void sendecho_on_status(uvx_conn_t *conn, int status, const char *conditi
         printf("bound: %s\n", uvx_conn_jid(conn));
         uvx_add_handler(conn, sendecho_on_message, se, NULL, "message", NULL, NULL, se->to,
                         UVX_MATCH_BARE_FROM);
-        uvx_stanza_t *msg =
-            uvx_stanza_fmt("<message to='%s' type='chat'><body>%s</body></message>", se->to,
-                           se->text);
+        uvx_stanza_t *msg = uvx_stanza_fmt("<message to='%s' type='chat'><body>%s</body></message>",
+                                           se->to, se->text);
         uvx_send(conn, msg);
         uvx_stanza_unref(msg);
         se->sent_at = uv_hrtime();

@@ -38,21 +38,21 @@ extern "C" {
  * negated errno values and codes down to about -4100), so one int carries
  * either kind. */
 enum {
-    UVX_ENOMEM = -20001,       /* out of memory */
-    UVX_EINVAL = -20002,       /* invalid argument (API misuse) */
-    UVX_EPARSE = -20003,       /* malformed XML */
-    UVX_ERESTRICTED = -20004,  /* XML that RFC 6120 §11 forbids (DTD, PI, comment) */
-    UVX_ETOOBIG = -20005,      /* stanza larger than the configured limit */
-    UVX_ETOODEEP = -20006,     /* element nesting deeper than the limit */
-    UVX_EJID = -20007,         /* malformed JID */
-    UVX_ESTATE = -20008,       /* call not valid in the current state */
-    UVX_ENOTSUP = -20009,      /* not supported (yet), e.g. an unknown URL scheme */
-    UVX_ENOTFOUND = -20010,    /* no such item (handler, child, attribute) */
-    UVX_ETIMEDOUT = -20011,    /* an uvxmpp timer expired */
-    UVX_EAUTH = -20012,        /* authentication failed */
-    UVX_ESTREAM = -20013,      /* the peer sent a stream error */
-    UVX_ECLOSED = -20014,      /* the connection is closed or closing */
-    UVX_ETLS = -20015,         /* TLS failed (handshake, certificate, alert) */
+    UVX_ENOMEM = -20001,      /* out of memory */
+    UVX_EINVAL = -20002,      /* invalid argument (API misuse) */
+    UVX_EPARSE = -20003,      /* malformed XML */
+    UVX_ERESTRICTED = -20004, /* XML that RFC 6120 §11 forbids (DTD, PI, comment) */
+    UVX_ETOOBIG = -20005,     /* stanza larger than the configured limit */
+    UVX_ETOODEEP = -20006,    /* element nesting deeper than the limit */
+    UVX_EJID = -20007,        /* malformed JID */
+    UVX_ESTATE = -20008,      /* call not valid in the current state */
+    UVX_ENOTSUP = -20009,     /* not supported (yet), e.g. an unknown URL scheme */
+    UVX_ENOTFOUND = -20010,   /* no such item (handler, child, attribute) */
+    UVX_ETIMEDOUT = -20011,   /* an uvxmpp timer expired */
+    UVX_EAUTH = -20012,       /* authentication failed */
+    UVX_ESTREAM = -20013,     /* the peer sent a stream error */
+    UVX_ECLOSED = -20014,     /* the connection is closed or closing */
+    UVX_ETLS = -20015,        /* TLS failed (handshake, certificate, alert) */
 };
 
 /* A static, human readable description of an uvxmpp or libuv error code. */
@@ -222,8 +222,7 @@ typedef enum {
  * [<text>…</text>]</error>. `condition` is a defined condition such as
  * "service-unavailable"; `text` may be NULL. New reference or NULL. */
 uvx_stanza_t *uvx_stanza_error_reply(const uvx_stanza_t *stanza, uvx_error_type_t type,
-                                     const char *condition, const char *text,
-                                     int include_original);
+                                     const char *condition, const char *text, int include_original);
 
 /* The default error type RFC 6120 §8.3.3 gives a condition, e.g. CANCEL
  * for "service-unavailable"; -1 for an unknown condition. */
@@ -379,7 +378,6 @@ int uvx_jid_bare_equal(const char *a, const char *b);
 char *uvx_jid_escape_node(const char *node);
 char *uvx_jid_unescape_node(const char *node);
 
-
 /* ------------------------------------------------------------------------ */
 /* Contexts and connections                                                 */
 /* ------------------------------------------------------------------------ */
@@ -438,12 +436,12 @@ typedef void (*uvx_status_cb)(uvx_conn_t *conn, int status, const char *conditio
 /* What a TLS certificate verify callback sees of the server's certificate
  * (all borrowed, valid during the call). */
 typedef struct uvx_tls_cert_info {
-    const char *subject;      /* distinguished name, e.g. "CN=localhost" */
-    const char *const *sans;  /* dNSName subject alternative names, NULL-terminated */
-    const char *sha256;       /* fingerprint of the DER certificate, "AB:CD:..." */
-    const char *reason;       /* why verification failed: "not trusted",
-                                 "host name mismatch", "expired", ... */
-    uint32_t flags;           /* mbedtls's MBEDTLS_X509_BADCERT_* bits */
+    const char *subject;     /* distinguished name, e.g. "CN=localhost" */
+    const char *const *sans; /* dNSName subject alternative names, NULL-terminated */
+    const char *sha256;      /* fingerprint of the DER certificate, "AB:CD:..." */
+    const char *reason;      /* why verification failed: "not trusted",
+                                "host name mismatch", "expired", ... */
+    uint32_t flags;          /* mbedtls's MBEDTLS_X509_BADCERT_* bits */
 } uvx_tls_cert_info_t;
 
 /* Called when the server's certificate fails verification; return 1 to
@@ -481,8 +479,8 @@ typedef struct uvx_conn_options {
      * "tls-required" (no TLS and allow_plain off). */
     const char *tls_cafile;
     const char *tls_cadir;
-    int tls_insecure; /* accept any certificate: for tests only */
-    int tls_disabled; /* never STARTTLS, even when offered (needs allow_plain) */
+    int tls_insecure;          /* accept any certificate: for tests only */
+    int tls_disabled;          /* never STARTTLS, even when offered (needs allow_plain) */
     const char *tls_cert_file; /* client certificate (PEM) for SASL EXTERNAL */
     const char *tls_key_file;  /* its key (default: tls_cert_file) */
     uvx_tls_verify_cb tls_verify_cb;
@@ -526,10 +524,10 @@ int uvx_conn_secure(const uvx_conn_t *conn);
 
 /* Strophe's optional connect() arguments. Zero for defaults. */
 typedef struct uvx_connect_args {
-    const char *route;         /* BOSH's route (ignored by other transports) */
-    const char *authcid;       /* authentication identity, default: the JID's node */
+    const char *route;                 /* BOSH's route (ignored by other transports) */
+    const char *authcid;               /* authentication identity, default: the JID's node */
     unsigned disconnection_timeout_ms; /* graceful-close wait, default 3000 */
-    unsigned wait, hold;       /* BOSH only */
+    unsigned wait, hold;               /* BOSH only */
     /* SCRAM keys from an earlier login (uvx_conn_scram_keys()), used
      * instead of running PBKDF2 when the server's salt and iteration count
      * still match; `pass` may then be NULL. Copied. See "SASL" below. */
@@ -618,8 +616,8 @@ enum {
  * effect from the next stanza (a deleted one still sees the current one).
  * Returns the handle, or NULL when out of memory. */
 uvx_handler_t *uvx_add_handler(uvx_conn_t *conn, uvx_handler_cb cb, void *ud, const char *ns,
-                               const char *name, const char *type, const char *id,
-                               const char *from, unsigned flags);
+                               const char *name, const char *type, const char *id, const char *from,
+                               unsigned flags);
 /* UVX_ENOTFOUND if `h` is not registered on `conn` (or was removed). */
 int uvx_delete_handler(uvx_conn_t *conn, uvx_handler_t *h);
 
@@ -641,8 +639,8 @@ int uvx_send_iq(uvx_conn_t *conn, uvx_stanza_t *iq, uvx_handler_cb cb, uvx_handl
                 void *ud, unsigned timeout_ms);
 /* The same for a directed <presence/>: `errb` gets type='error' replies,
  * `cb` any other presence with that id. */
-int uvx_send_presence(uvx_conn_t *conn, uvx_stanza_t *pres, uvx_handler_cb cb,
-                      uvx_handler_cb errb, void *ud, unsigned timeout_ms);
+int uvx_send_presence(uvx_conn_t *conn, uvx_stanza_t *pres, uvx_handler_cb cb, uvx_handler_cb errb,
+                      void *ud, unsigned timeout_ms);
 
 /* ---- I/O hooks ----------------------------------------------------------- */
 
@@ -730,7 +728,7 @@ typedef struct uvx_scram_keys {
     unsigned iterations; /* the server's i= */
     size_t salt_len;
     unsigned char salt[UVX_SCRAM_MAX_SALT]; /* decoded s= */
-    size_t key_len;      /* the hash's output size */
+    size_t key_len;                         /* the hash's output size */
     unsigned char client_key[UVX_SCRAM_MAX_KEY];
     unsigned char server_key[UVX_SCRAM_MAX_KEY];
 } uvx_scram_keys_t;

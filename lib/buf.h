@@ -10,7 +10,10 @@ typedef struct buf {
     size_t cap;
 } buf_t;
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Makes room for `extra` more bytes (plus the terminating NUL). 0 or UVX_ENOMEM. */
 int buf_reserve(buf_t *b, size_t extra);

@@ -11,9 +11,9 @@
 #include "parser.h"
 
 static const char *const status_names[] = {
-    "ERROR",        "CONNECTING", "CONNFAIL",    "AUTHENTICATING", "AUTHFAIL",
-    "CONNECTED",    "DISCONNECTED", "DISCONNECTING", "ATTACHED",   "REDIRECT",
-    "CONNTIMEOUT",  "BINDREQUIRED", "ATTACHFAIL", "RECONNECTING",
+    "ERROR",       "CONNECTING",   "CONNFAIL",      "AUTHENTICATING", "AUTHFAIL",
+    "CONNECTED",   "DISCONNECTED", "DISCONNECTING", "ATTACHED",       "REDIRECT",
+    "CONNTIMEOUT", "BINDREQUIRED", "ATTACHFAIL",    "RECONNECTING",
 };
 
 const char *uvx_status_name(int status)
@@ -130,8 +130,8 @@ int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *
     conn->limits.max_stanza_size = opts->max_stanza_size;
     conn->limits.max_depth = opts->max_depth;
     /* A per-connection prefix keeps ids unique across connections too. */
-    snprintf(conn->id_prefix, sizeof(conn->id_prefix), "%08x", (unsigned)(uintptr_t)conn ^
-                                                                   (unsigned)uv_hrtime());
+    snprintf(conn->id_prefix, sizeof(conn->id_prefix), "%08x",
+             (unsigned)(uintptr_t)conn ^ (unsigned)uv_hrtime());
     ctx_conn_added(ctx); /* from here on conn_free() undoes it */
 
     int rc = 0;
@@ -331,8 +331,8 @@ static void conn_on_parse_error(void *ud, int err, const char *condition)
     char cond[96];
     (void)err;
     /* Tell the server why we leave (RFC 6120 §4.9), then leave. */
-    snprintf(cond, sizeof(cond), "<stream:error><%s xmlns='" UVX_NS_STREAMS_ERR
-                                 "'/></stream:error></stream:stream>",
+    snprintf(cond, sizeof(cond),
+             "<stream:error><%s xmlns='" UVX_NS_STREAMS_ERR "'/></stream:error></stream:stream>",
              condition);
     conn_queue_raw(conn, cond, strlen(cond));
     conn_flush_now(conn);

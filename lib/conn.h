@@ -21,31 +21,31 @@ typedef struct ctx_plugin {
 
 struct uvx_ctx {
     uv_loop_t *loop;
-    unsigned nconns;         /* connections not yet freed */
-    int hooks_open;          /* prepare/check initialised (while nconns > 0) */
-    int hooks_closing;       /* of them, how many are still closing */
-    uv_prepare_t prepare;    /* flushes queues before the loop blocks */
-    uv_check_t check;        /* flushes what I/O callbacks queued */
-    uvx_conn_t *dirty;       /* connections with bytes to flush */
+    unsigned nconns;      /* connections not yet freed */
+    int hooks_open;       /* prepare/check initialised (while nconns > 0) */
+    int hooks_closing;    /* of them, how many are still closing */
+    uv_prepare_t prepare; /* flushes queues before the loop blocks */
+    uv_check_t check;     /* flushes what I/O callbacks queued */
+    uvx_conn_t *dirty;    /* connections with bytes to flush */
     ctx_plugin_t *plugins;
-    struct sasl_ctx *sasl;   /* SASL registry and DRBG (sasl/registry.c), lazily made */
-    int read_busy;           /* the shared read buffer is lent out */
-    struct tls_shared *tls;  /* DRBG + TLS configurations, made on first use */
+    struct sasl_ctx *sasl;           /* SASL registry and DRBG (sasl/registry.c), lazily made */
+    int read_busy;                   /* the shared read buffer is lent out */
+    struct tls_shared *tls;          /* DRBG + TLS configurations, made on first use */
     struct parser_pool *parser_pool; /* libxml2 contexts lent to parsers (lib/parser.h) */
     char read_buf[CTX_READ_BUF_SIZE];
 };
 
 /* Where the negotiation stands (finer than the public status). */
 typedef enum conn_state {
-    ST_IDLE,          /* never connected, or reset */
-    ST_CONNECTING,    /* transport connecting */
-    ST_STREAM,        /* stream header sent, waiting for features */
-    ST_STARTTLS,      /* <starttls/> sent, or the TLS handshake under way */
-    ST_SASL,          /* <auth/> sent, exchanging challenges */
-    ST_LEGACY_AUTH,   /* XEP-0078 exchange */
-    ST_BIND_WAIT,     /* BINDREQUIRED reported, waiting for uvx_bind() */
-    ST_BINDING,       /* bind iq sent */
-    ST_SESSION,       /* session iq sent */
+    ST_IDLE,        /* never connected, or reset */
+    ST_CONNECTING,  /* transport connecting */
+    ST_STREAM,      /* stream header sent, waiting for features */
+    ST_STARTTLS,    /* <starttls/> sent, or the TLS handshake under way */
+    ST_SASL,        /* <auth/> sent, exchanging challenges */
+    ST_LEGACY_AUTH, /* XEP-0078 exchange */
+    ST_BIND_WAIT,   /* BINDREQUIRED reported, waiting for uvx_bind() */
+    ST_BINDING,     /* bind iq sent */
+    ST_SESSION,     /* session iq sent */
     ST_CONNECTED,
     ST_DISCONNECTING, /* our stream close sent, waiting for the server's */
     ST_CLOSING,       /* transport handles closing */

@@ -179,8 +179,8 @@ static uvx_handler_t *handler_add(uvx_conn_t *conn, int user, uvx_handler_cb cb,
 }
 
 uvx_handler_t *uvx_add_handler(uvx_conn_t *conn, uvx_handler_cb cb, void *ud, const char *ns,
-                               const char *name, const char *type, const char *id,
-                               const char *from, unsigned flags)
+                               const char *name, const char *type, const char *id, const char *from,
+                               unsigned flags)
 {
     if (conn == NULL)
         return NULL;
@@ -546,8 +546,8 @@ static int pending_on_reply(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
     return 1; /* already removed */
 }
 
-static int send_tracked(uvx_conn_t *conn, uvx_stanza_t *st, const char *element,
-                        uvx_handler_cb cb, uvx_handler_cb errb, void *ud, unsigned timeout_ms)
+static int send_tracked(uvx_conn_t *conn, uvx_stanza_t *st, const char *element, uvx_handler_cb cb,
+                        uvx_handler_cb errb, void *ud, unsigned timeout_ms)
 {
     if (conn == NULL || st == NULL)
         return UVX_EINVAL;
@@ -593,8 +593,8 @@ int uvx_send_iq(uvx_conn_t *conn, uvx_stanza_t *iq, uvx_handler_cb cb, uvx_handl
     return send_tracked(conn, iq, "iq", cb, errb, ud, timeout_ms);
 }
 
-int uvx_send_presence(uvx_conn_t *conn, uvx_stanza_t *pres, uvx_handler_cb cb,
-                      uvx_handler_cb errb, void *ud, unsigned timeout_ms)
+int uvx_send_presence(uvx_conn_t *conn, uvx_stanza_t *pres, uvx_handler_cb cb, uvx_handler_cb errb,
+                      void *ud, unsigned timeout_ms)
 {
     return send_tracked(conn, pres, "presence", cb, errb, ud, timeout_ms);
 }

@@ -50,8 +50,7 @@ int conn_send_internal(uvx_conn_t *conn, const uvx_stanza_t *s)
 int conn_flush_now(uvx_conn_t *conn)
 {
     conn_unmark_dirty(conn);
-    if (conn->paused || conn->outq.len == 0 || conn->state < ST_STREAM ||
-        conn->state >= ST_CLOSING)
+    if (conn->paused || conn->outq.len == 0 || conn->state < ST_STREAM || conn->state >= ST_CLOSING)
         return 0;
     if (conn->raw_out)
         conn->raw_out(conn, conn->outq.data, conn->outq.len, conn->raw_ud);

@@ -45,7 +45,7 @@ struct tls_session {
     int (*verify)(void *ud, const uvx_tls_cert_info_t *cert);
     void *verify_ud;
     int insecure;
-    const char *in;  /* ciphertext not yet consumed by mbedtls */
+    const char *in; /* ciphertext not yet consumed by mbedtls */
     size_t in_len;
     buf_t out;
     int established;
@@ -132,9 +132,9 @@ static int tls_config_new(tls_shared_t *sh, const tls_options_t *o, tls_config_t
     if (dup_opt(&c->cafile, o->cafile) || dup_opt(&c->cadir, o->cadir) ||
         dup_opt(&c->cert_file, o->cert_file) || dup_opt(&c->key_file, o->key_file))
         rc = UVX_ENOMEM;
-    if (rc == 0 && mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT,
-                                               MBEDTLS_SSL_TRANSPORT_STREAM,
-                                               MBEDTLS_SSL_PRESET_DEFAULT) != 0)
+    if (rc == 0 &&
+        mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0)
         rc = UVX_ENOMEM;
     if (rc == 0 && !o->insecure) {
         int loaded = -1;
@@ -153,8 +153,8 @@ static int tls_config_new(tls_shared_t *sh, const tls_options_t *o, tls_config_t
     }
     if (rc == 0 && o->cert_file) {
         if (mbedtls_x509_crt_parse_file(&c->own_cert, o->cert_file) != 0 ||
-            mbedtls_pk_parse_keyfile(&c->own_key, o->key_file ? o->key_file : o->cert_file,
-                                     NULL) != 0 ||
+            mbedtls_pk_parse_keyfile(&c->own_key, o->key_file ? o->key_file : o->cert_file, NULL) !=
+                0 ||
             mbedtls_ssl_conf_own_cert(&c->conf, &c->own_cert, &c->own_key) != 0) {
             *error = "tls-bad-client-cert";
             rc = UVX_ETLS;
@@ -167,8 +167,8 @@ static int tls_config_new(tls_shared_t *sh, const tls_options_t *o, tls_config_t
     mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3); /* TLS 1.2 */
     mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &sh->drbg);
-    mbedtls_ssl_conf_authmode(&c->conf, o->insecure ? MBEDTLS_SSL_VERIFY_NONE
-                                                    : MBEDTLS_SSL_VERIFY_OPTIONAL);
+    mbedtls_ssl_conf_authmode(&c->conf,
+                              o->insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_OPTIONAL);
     if (!o->insecure)
         mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
     c->next = sh->configs;

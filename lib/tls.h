@@ -23,7 +23,7 @@ void tls_shared_free(tls_shared_t *sh);
 typedef struct tls_options {
     const char *cafile; /* NULL: the system bundle unless cadir is set */
     const char *cadir;
-    int insecure; /* accept any certificate (tests only) */
+    int insecure;          /* accept any certificate (tests only) */
     const char *cert_file; /* client certificate (SASL EXTERNAL) */
     const char *key_file;
     /* Asked when verification fails; returns 1 to accept the certificate
@@ -43,8 +43,7 @@ typedef struct tls_callbacks {
  * match). 0, UVX_ENOMEM, or UVX_ETLS with *error describing a bad option
  * (e.g. an unreadable CA file); *error is static. */
 int tls_session_new(tls_shared_t *sh, const tls_options_t *opts, const char *hostname,
-                    const tls_callbacks_t *cb, void *ud, tls_session_t **out,
-                    const char **error);
+                    const tls_callbacks_t *cb, void *ud, tls_session_t **out, const char **error);
 void tls_session_free(tls_session_t *s);
 
 /* Starts the handshake (the ClientHello lands in tls_session_out()). */

@@ -302,7 +302,8 @@ static void test_send_iq_ping(void)
 
     /* an error reply goes to errb: ping a user that does not exist */
     iq_result_t r2 = {0};
-    ping = uvx_stanza_fmt("<iq type='get' to='nobody@localhost/x'><ping xmlns='urn:xmpp:ping'/></iq>");
+    ping =
+        uvx_stanza_fmt("<iq type='get' to='nobody@localhost/x'><ping xmlns='urn:xmpp:ping'/></iq>");
     CHECK_INT(uvx_send_iq(a.conn, ping, iq_ok, iq_err, &r2, 5000), 0);
     CHECK(run_until(&e.loop, &r2.done, 1, 6000));
     CHECK_INT(r2.err, 1);
@@ -406,8 +407,8 @@ static void test_handler_matching(void)
     uvx_add_handler(bc, hit, &h.from_full, NULL, NULL, NULL, NULL, "alice@localhost/match", 0);
     uvx_add_handler(bc, hit, &h.from_bare, NULL, "message", NULL, NULL, "alice@localhost",
                     UVX_MATCH_BARE_FROM);
-    uvx_add_handler(bc, hit, &h.all, "urn:x-test#frag", "message", "chat", "m-1",
-                    "alice@localhost", UVX_MATCH_BARE_FROM | UVX_IGNORE_NS_FRAGMENT);
+    uvx_add_handler(bc, hit, &h.all, "urn:x-test#frag", "message", "chat", "m-1", "alice@localhost",
+                    UVX_MATCH_BARE_FROM | UVX_IGNORE_NS_FRAGMENT);
     uvx_add_handler(bc, hit_once, &h.removed_once, NULL, "message", NULL, NULL, NULL, 0);
     uvx_handler_t *gone = uvx_add_handler(bc, hit, &h.never, NULL, "message", NULL, NULL, NULL, 0);
     CHECK_INT(uvx_delete_handler(bc, gone), 0);
@@ -416,8 +417,8 @@ static void test_handler_matching(void)
     uvx_stanza_t *m1 = uvx_stanza_fmt("<message to='%s' type='chat' id='m-1'><body>1</body>"
                                       "<x xmlns='urn:x-test'/></message>",
                                       to);
-    uvx_stanza_t *m2 = uvx_stanza_fmt(
-        "<message to='%s' type='headline' id='m-2'><body>2</body></message>", to);
+    uvx_stanza_t *m2 =
+        uvx_stanza_fmt("<message to='%s' type='headline' id='m-2'><body>2</body></message>", to);
     /* type 'normal' is the default: ejabberd drops the attribute */
     uvx_stanza_t *m3 =
         uvx_stanza_fmt("<message to='%s' type='normal' id='m-3'><body>3</body></message>", to);
@@ -476,8 +477,8 @@ static void test_handler_added_during_dispatch(void)
     adder_t ad = {0};
     uvx_add_handler(b.conn, adding_handler, &ad, NULL, "message", NULL, NULL, NULL, 0);
     for (int i = 0; i < 2; i++) {
-        uvx_stanza_t *m = uvx_stanza_fmt("<message to='%s'><body>x</body></message>",
-                                         uvx_conn_jid(b.conn));
+        uvx_stanza_t *m =
+            uvx_stanza_fmt("<message to='%s'><body>x</body></message>", uvx_conn_jid(b.conn));
         uvx_send(a.conn, m);
         uvx_stanza_unref(m);
     }
@@ -599,8 +600,8 @@ static void test_batching_pause_hooks(void)
     for (int i = 0; i < 100; i++) {
         char num[8];
         snprintf(num, sizeof(num), "%d", i);
-        uvx_stanza_t *m = uvx_stanza_fmt("<message to='%s'><body>%s</body></message>",
-                                         uvx_conn_jid(b.conn), num);
+        uvx_stanza_t *m =
+            uvx_stanza_fmt("<message to='%s'><body>%s</body></message>", uvx_conn_jid(b.conn), num);
         uvx_send(a.conn, m);
         uvx_stanza_unref(m);
     }
@@ -615,8 +616,8 @@ static void test_batching_pause_hooks(void)
 
     /* paused: nothing leaves until resume */
     uvx_pause(a.conn);
-    uvx_stanza_t *m = uvx_stanza_fmt("<message to='%s'><body>100</body></message>",
-                                     uvx_conn_jid(b.conn));
+    uvx_stanza_t *m =
+        uvx_stanza_fmt("<message to='%s'><body>100</body></message>", uvx_conn_jid(b.conn));
     uvx_send(a.conn, m);
     uvx_stanza_unref(m);
     run_for(&e.loop, 200);
@@ -798,7 +799,8 @@ int main(int argc, char **argv)
     tap_run("send_iq timeout calls errb with NULL", test_send_iq_timeout);
     tap_run("unhandled iq get -> service-unavailable", test_unhandled_iq_gets_service_unavailable);
     tap_run("handler matching rules", test_handler_matching);
-    tap_run("handler added during dispatch sees the next stanza", test_handler_added_during_dispatch);
+    tap_run("handler added during dispatch sees the next stanza",
+            test_handler_added_during_dispatch);
     tap_run("timed handlers", test_timed_handlers);
     tap_run("batching, pause/resume, flush, hooks, high water", test_batching_pause_hooks);
     tap_run("explicit resource binding", test_explicit_bind);

@@ -68,10 +68,22 @@ static void fenv_done(fenv_t *e)
 }
 
 /* The four steps of a plain login, as initialisers. */
-#define STEP_OPEN {"<stream:stream", FAKE_STREAM_HEADER FAKE_FEATURES_PLAIN, 0}
-#define STEP_AUTH {"<auth", FAKE_SUCCESS, 0}
-#define STEP_RESTART {"<stream:stream", FAKE_STREAM_HEADER FAKE_FEATURES_BIND, 0}
-#define STEP_BIND {"<bind", FAKE_BIND_RESULT, 0}
+#define STEP_OPEN                                                                                  \
+    {                                                                                              \
+        "<stream:stream", FAKE_STREAM_HEADER FAKE_FEATURES_PLAIN, 0                                \
+    }
+#define STEP_AUTH                                                                                  \
+    {                                                                                              \
+        "<auth", FAKE_SUCCESS, 0                                                                   \
+    }
+#define STEP_RESTART                                                                               \
+    {                                                                                              \
+        "<stream:stream", FAKE_STREAM_HEADER FAKE_FEATURES_BIND, 0                                 \
+    }
+#define STEP_BIND                                                                                  \
+    {                                                                                              \
+        "<bind", FAKE_BIND_RESULT, 0                                                               \
+    }
 
 static void test_stream_error_before_connected(void)
 {
@@ -95,7 +107,10 @@ static void test_stream_error_before_connected(void)
 static void test_stream_error_after_connected(void)
 {
     static const fake_step_t steps[] = {
-        STEP_OPEN, STEP_AUTH, STEP_RESTART, STEP_BIND,
+        STEP_OPEN,
+        STEP_AUTH,
+        STEP_RESTART,
+        STEP_BIND,
         {"<presence",
          "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
          "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced</text></stream:error>",
@@ -175,8 +190,8 @@ static void test_dropped_mid_negotiation(void)
 static void test_silent_peer_disconnect_timeout(void)
 {
     static const fake_step_t steps[] = {
-        STEP_OPEN, STEP_AUTH, STEP_RESTART, STEP_BIND,
-        {NULL, NULL, 0}, /* never answers the stream close */
+        STEP_OPEN, STEP_AUTH,       STEP_RESTART,
+        STEP_BIND, {NULL, NULL, 0}, /* never answers the stream close */
     };
     fenv_t e;
     if (!fenv_connect(&e, steps, NULL))
@@ -196,8 +211,7 @@ static void test_silent_peer_disconnect_timeout(void)
 static void test_disconnection_timeout_option(void)
 {
     static const fake_step_t steps[] = {
-        STEP_OPEN, STEP_AUTH, STEP_RESTART, STEP_BIND,
-        {NULL, NULL, 0},
+        STEP_OPEN, STEP_AUTH, STEP_RESTART, STEP_BIND, {NULL, NULL, 0},
     };
     fenv_t e;
     uvx_connect_args_t args = {0};
@@ -381,7 +395,10 @@ static int iq_done(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 static void test_send_iq_ignores_spoofed_reply(void)
 {
     static const fake_step_t steps[] = {
-        STEP_OPEN, STEP_AUTH, STEP_RESTART, STEP_BIND,
+        STEP_OPEN,
+        STEP_AUTH,
+        STEP_RESTART,
+        STEP_BIND,
         {"id='q1'",
          "<iq type='result' id='q1' from='mallory@evil'/>"
          "<iq type='result' id='q1' from='bob@localhost/x'/>",
@@ -393,8 +410,8 @@ static void test_send_iq_ignores_spoofed_reply(void)
         return;
     CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     int done = 0;
-    uvx_stanza_t *iq =
-        uvx_stanza_fmt("<iq type='get' id='q1' to='bob@localhost/x'><ping xmlns='urn:xmpp:ping'/></iq>");
+    uvx_stanza_t *iq = uvx_stanza_fmt(
+        "<iq type='get' id='q1' to='bob@localhost/x'><ping xmlns='urn:xmpp:ping'/></iq>");
     CHECK_INT(uvx_send_iq(e.c.conn, iq, iq_done, iq_done, &done, 2000), 0);
     uvx_stanza_unref(iq);
     CHECK(run_until(&e.loop, &done, 1, 3000));
@@ -406,7 +423,10 @@ static void test_send_iq_ignores_spoofed_reply(void)
 static void test_pending_iq_on_disconnect(void)
 {
     static const fake_step_t steps[] = {
-        STEP_OPEN, STEP_AUTH, STEP_RESTART, STEP_BIND,
+        STEP_OPEN,
+        STEP_AUTH,
+        STEP_RESTART,
+        STEP_BIND,
         {"id='q2'", NULL, 1}, /* the server hangs up instead of answering */
         {NULL, NULL, 0},
     };
@@ -426,13 +446,15 @@ static void test_pending_iq_on_disconnect(void)
 
 int main(void)
 {
-    tap_run("stream error before CONNECTED -> CONNFAIL condition", test_stream_error_before_connected);
+    tap_run("stream error before CONNECTED -> CONNFAIL condition",
+            test_stream_error_before_connected);
     tap_run("stream error after CONNECTED -> ERROR condition", test_stream_error_after_connected);
     tap_run("malformed XML -> parser error, stream error sent", test_bad_xml);
     tap_run("comment from the server -> restricted-xml", test_restricted_xml);
     tap_run("undeclared entity -> not-well-formed", test_undeclared_entity);
     tap_run("connection dropped during SASL -> CONNFAIL", test_dropped_mid_negotiation);
-    tap_run("silent peer: disconnect -> CONNTIMEOUT after 3 s", test_silent_peer_disconnect_timeout);
+    tap_run("silent peer: disconnect -> CONNTIMEOUT after 3 s",
+            test_silent_peer_disconnect_timeout);
     tap_run("disconnection_timeout option", test_disconnection_timeout_option);
     tap_run("required RFC 3921 session", test_required_session);
     tap_run("optional session skipped", test_optional_session_skipped);

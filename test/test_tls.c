@@ -179,8 +179,8 @@ static void test_messages_over_tls(void)
     int got = 0;
     uvx_add_handler(bob.conn, count_msg, &got, NULL, "message", NULL, NULL, NULL, 0);
     for (int i = 0; i < 1000; i++) {
-        uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost/tls'><body>%d</body></message>",
-                                         i);
+        uvx_stanza_t *m =
+            uvx_stanza_fmt("<message to='bob@localhost/tls'><body>%d</body></message>", i);
         uvx_send(e.c.conn, m);
         uvx_stanza_unref(m);
     }

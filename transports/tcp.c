@@ -16,9 +16,9 @@
 typedef struct tcp_transport {
     uv_getaddrinfo_t gai;
     int gai_pending;
-    struct addrinfo *addrs;     /* from getaddrinfo, or &numeric */
+    struct addrinfo *addrs; /* from getaddrinfo, or &numeric */
     struct addrinfo *next_addr;
-    struct addrinfo numeric;    /* a literal IP needs no resolver round trip */
+    struct addrinfo numeric; /* a literal IP needs no resolver round trip */
     struct sockaddr_storage numeric_addr;
     uv_tcp_t *sock;
     uv_connect_t connect_req;
@@ -169,8 +169,12 @@ static int tcp_tls_begin(uvx_conn_t *conn, int starttls)
     const char *error = NULL;
     if (conn->ctx->tls == NULL && (conn->ctx->tls = tls_shared_new()) == NULL)
         return UVX_ENOMEM;
-    tls_options_t o = {conn->tls_cafile,    conn->tls_cadir,   conn->tls_insecure,
-                       conn->tls_cert_file, conn->tls_key_file, tcp_on_tls_verify,
+    tls_options_t o = {conn->tls_cafile,
+                       conn->tls_cadir,
+                       conn->tls_insecure,
+                       conn->tls_cert_file,
+                       conn->tls_key_file,
+                       tcp_on_tls_verify,
                        conn};
     tls_callbacks_t cb = {tcp_on_tls_plaintext, tcp_on_tls_handshake};
     int rc = tls_session_new(conn->ctx->tls, &o, conn->domain, &cb, conn, &t->tls, &error);
@@ -195,8 +199,8 @@ static int tcp_start_tls(uvx_conn_t *conn)
     return tcp_tls_begin(conn, 1);
 }
 
-static int tcp_channel_binding(uvx_conn_t *conn, const char *type, unsigned char *out,
-                               size_t cap, size_t *len)
+static int tcp_channel_binding(uvx_conn_t *conn, const char *type, unsigned char *out, size_t cap,
+                               size_t *len)
 {
     tcp_transport_t *t = tcp_of(conn);
     if (t->tls == NULL || strcmp(type, "tls-unique") != 0)
@@ -211,8 +215,8 @@ static void tcp_on_connect(uv_connect_t *req, int status)
     if (status == UV_ECANCELED || t->tearing_down)
         return;
     if (status != 0) {
-        tcp_attempt_failed(conn, status == UV_ETIMEDOUT ? "connection-timeout"
-                                                        : "connection-refused");
+        tcp_attempt_failed(conn,
+                           status == UV_ETIMEDOUT ? "connection-timeout" : "connection-refused");
         return;
     }
     uv_timer_stop(t->timer);
@@ -237,9 +241,8 @@ static void tcp_on_connect_timeout(uv_timer_t *timer)
 static int tcp_bind_local(uvx_conn_t *conn, uv_tcp_t *sock, int family)
 {
     struct sockaddr_storage local;
-    int rc = family == AF_INET6
-                 ? uv_ip6_addr(conn->bind_address, 0, (struct sockaddr_in6 *)&local)
-                 : uv_ip4_addr(conn->bind_address, 0, (struct sockaddr_in *)&local);
+    int rc = family == AF_INET6 ? uv_ip6_addr(conn->bind_address, 0, (struct sockaddr_in6 *)&local)
+                                : uv_ip4_addr(conn->bind_address, 0, (struct sockaddr_in *)&local);
 #ifdef IP_BIND_ADDRESS_NO_PORT
     /* Let connect() pick the port: bind() with port 0 searches the whole
      * port range on every call, which turns 100 000 sessions quadratic. */
@@ -532,15 +535,7 @@ static int tcp_close(uvx_conn_t *conn)
 }
 
 const transport_vtable_t transport_tcp = {
-    "tcp",
-    tcp_init,
-    tcp_connect,
-    tcp_open_stream,
-    tcp_close_stream,
-    tcp_flush,
-    tcp_start_tls,
-    tcp_channel_binding,
-    tcp_in_flight,
-    tcp_close,
+    "tcp",       tcp_init,      tcp_connect,         tcp_open_stream, tcp_close_stream,
+    tcp_flush,   tcp_start_tls, tcp_channel_binding, tcp_in_flight,   tcp_close,
     tcp_destroy,
 };
