@@ -65,8 +65,10 @@
 #define SCRATCH_KEEP (16 * 1024)
 /* Never XML_PARSE_NOENT, DTDLOAD or HUGE. IGNORE_ENC: see above. */
 #define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_IGNORE_ENC)
-/* Entries of the name length cache: 1 << NAME_CACHE_BITS. */
-#define NAME_CACHE_BITS 5
+/* Entries of the name length cache: 1 << NAME_CACHE_BITS, in pairs. With
+ * 32 direct-mapped ones the ten or so names of a message stanza collided
+ * often enough to cost two strlen()s per stanza. */
+#define NAME_CACHE_BITS 6
 #define NAME_CACHE (1 << NAME_CACHE_BITS)
 /* Idle engines a pool keeps; more are freed. */
 #define POOL_KEEP 4
@@ -87,8 +89,8 @@
  * pointer identifies its string for good. */
 struct name_info {
     const xmlChar *name;
-    size_t len;
-    int has_amp; /* see decode_amp() */
+    unsigned len;     /* fits: the dictionary holds at most XML_MAX_DICTIONARY_LIMIT bytes */
+    unsigned has_amp; /* see decode_amp() */
 };
 
 /* What only parsing needs: a pooled parser holds it only during a feed. */
@@ -163,19 +165,24 @@ static size_t parsed_offset(const uvx_parser_t *p)
 }
 
 /* Length (and whether it holds a '&') of a string from libxml2's
- * dictionary, remembered by address. */
+ * dictionary, remembered by address in a two-way cache: a new name takes
+ * the first slot of its pair and moves the name there to the second. */
 static const struct name_info *dict_name(uvx_parser_t *p, const xmlChar *name)
 {
     /* Fibonacci hashing: interned names sit next to each other in memory. */
-    size_t slot =
-        (size_t)(((uint64_t)(uintptr_t)name * 0x9E3779B97F4A7C15u) >> (64 - NAME_CACHE_BITS));
-    struct name_info *n = &p->eng->names[slot];
-    if (n->name != name) {
-        n->name = name;
-        n->len = strlen((const char *)name);
-        n->has_amp = memchr(name, '&', n->len) != NULL;
-    }
-    return n;
+    size_t pair =
+        (size_t)(((uint64_t)(uintptr_t)name * 0x9E3779B97F4A7C15u) >> (64 - (NAME_CACHE_BITS - 1)));
+    struct name_info *n = &p->eng->names[2 * pair];
+    if (n[0].name == name)
+        return &n[0];
+    if (n[1].name == name)
+        return &n[1];
+    size_t len = strlen((const char *)name);
+    n[1] = n[0];
+    n[0].name = name;
+    n[0].len = (unsigned)len;
+    n[0].has_amp = memchr(name, '&', len) != NULL;
+    return &n[0];
 }
 
 static size_t dict_strlen(uvx_parser_t *p, const xmlChar *name)

@@ -491,22 +491,40 @@ int uvx_stanza_set_ns(uvx_stanza_t *s, const char *ns)
     return 0;
 }
 
+/* Compares lengths first (an attribute's name length is value - name - 1),
+ * so most attributes are passed over without touching their strings: the
+ * receive path looks up id, type, from and to on every stanza. */
+static int find_attr_len(const uvx_stanza_t *s, const char *name, size_t name_len)
+{
+    for (int i = 0; i < s->nattrs; i++) {
+        const stanza_attr_t *a = &s->attrs[i];
+        if ((size_t)(a->value - a->name) - 1 == name_len && memcmp(a->name, name, name_len) == 0)
+            return i;
+    }
+    return -1;
+}
+
 static int find_attr(const uvx_stanza_t *s, const char *name)
 {
-    for (int i = 0; i < s->nattrs; i++)
-        if (strcmp(s->attrs[i].name, name) == 0)
-            return i;
-    return -1;
+    return find_attr_len(s, name, strlen(name));
+}
+
+/* uvx_stanza_attr() for a name of known length. */
+static const char *attr_value(const uvx_stanza_t *s, const char *name, size_t name_len)
+{
+    if (!uvx_stanza_is_element(s))
+        return NULL;
+    if (name_len == 5 && memcmp(name, "xmlns", 5) == 0)
+        return s->ns;
+    int i = find_attr_len(s, name, name_len);
+    return i < 0 ? NULL : s->attrs[i].value;
 }
 
 const char *uvx_stanza_attr(const uvx_stanza_t *s, const char *name)
 {
-    if (!uvx_stanza_is_element(s) || name == NULL)
+    if (name == NULL)
         return NULL;
-    if (strcmp(name, "xmlns") == 0)
-        return s->ns;
-    int i = find_attr(s, name);
-    return i < 0 ? NULL : s->attrs[i].value;
+    return attr_value(s, name, strlen(name));
 }
 
 int uvx_stanza_set_attr(uvx_stanza_t *s, const char *name, const char *value)
@@ -569,22 +587,22 @@ int uvx_stanza_attr_at(const uvx_stanza_t *s, int i, const char **name, const ch
 
 const char *uvx_stanza_id(const uvx_stanza_t *s)
 {
-    return uvx_stanza_attr(s, "id");
+    return attr_value(s, "id", 2);
 }
 
 const char *uvx_stanza_type(const uvx_stanza_t *s)
 {
-    return uvx_stanza_attr(s, "type");
+    return attr_value(s, "type", 4);
 }
 
 const char *uvx_stanza_to(const uvx_stanza_t *s)
 {
-    return uvx_stanza_attr(s, "to");
+    return attr_value(s, "to", 2);
 }
 
 const char *uvx_stanza_from(const uvx_stanza_t *s)
 {
-    return uvx_stanza_attr(s, "from");
+    return attr_value(s, "from", 4);
 }
 
 int uvx_stanza_set_id(uvx_stanza_t *s, const char *id)
