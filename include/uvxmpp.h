@@ -457,6 +457,10 @@ typedef struct uvx_conn_options {
     const char *bind_address;
     /* Time allowed for each TCP connect attempt; default 10 000 ms. */
     unsigned connect_timeout_ms;
+    /* Time allowed from uvx_connect() to CONNECTED (or BINDREQUIRED): a
+     * server that accepts the connection and then stalls fails the login
+     * with CONNFAIL "login-timeout". Default 30 000 ms. */
+    unsigned login_timeout_ms;
     /* Allow an unencrypted stream (a server that does not offer STARTTLS,
      * or tls_disabled) and SASL PLAIN / token mechanisms / legacy auth on
      * it. Off by default: without TLS the login fails with CONNFAIL

@@ -27,6 +27,7 @@ void uvx_conn_options_init(uvx_conn_options_t *opts)
 {
     memset(opts, 0, sizeof(*opts));
     opts->connect_timeout_ms = 10000;
+    opts->login_timeout_ms = 30000;
 }
 
 /* Splits "tcp://host[:port]" or a bare domain into host and port. */
@@ -125,6 +126,7 @@ int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *
     conn->state = ST_IDLE;
     conn->status = UVX_STATUS_DISCONNECTED;
     conn->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000;
+    conn->login_timeout_ms = opts->login_timeout_ms ? opts->login_timeout_ms : 30000;
     conn->allow_plain = opts->allow_plain;
     conn->explicit_binding = opts->explicit_resource_binding;
     conn->limits.max_stanza_size = opts->max_stanza_size;
@@ -267,10 +269,18 @@ void *uvx_plugin_data(const uvx_conn_t *conn, const char *name)
     return NULL;
 }
 
+static void conn_stop_login_timer(uvx_conn_t *conn)
+{
+    conn_timer_free(conn, conn->login_timer);
+    conn->login_timer = NULL;
+}
+
 void conn_change_status(uvx_conn_t *conn, int status, const char *condition, uvx_stanza_t *elem)
 {
     if (conn->closing)
         return;
+    if (status == UVX_STATUS_CONNECTED || status == UVX_STATUS_BINDREQUIRED)
+        conn_stop_login_timer(conn); /* the login is done (or in the caller's hands) */
     conn->status = status;
     for (int i = 0; i < conn->nplugins; i++) {
         const uvx_plugin_t *def = &conn->plugin_data[i].plugin->def;
@@ -486,6 +496,7 @@ void conn_do_disconnect(uvx_conn_t *conn, const char *condition)
         uvx_parser_stop(conn->parser);
     conn_timer_free(conn, conn->disconnect_timer);
     conn->disconnect_timer = NULL;
+    conn_stop_login_timer(conn);
     buf_reset(&conn->outq);
     conn_unmark_dirty(conn);
     conn->pending_closes++; /* hold: finish only after close() returns */
@@ -498,6 +509,13 @@ static void conn_on_disconnect_timeout(uv_timer_t *t)
     uvx_conn_t *conn = t->data;
     conn_change_status(conn, UVX_STATUS_CONNTIMEOUT, NULL, NULL);
     conn_do_disconnect(conn, conn->disconnect_reason);
+}
+
+static void conn_on_login_timeout(uv_timer_t *t)
+{
+    uvx_conn_t *conn = t->data;
+    conn_change_status(conn, UVX_STATUS_CONNFAIL, "login-timeout", NULL);
+    conn_do_disconnect(conn, "login-timeout");
 }
 
 int uvx_disconnect(uvx_conn_t *conn, const char *reason)
@@ -543,6 +561,7 @@ void uvx_conn_close(uvx_conn_t *conn, void (*close_cb)(uvx_conn_t *conn))
     conn->pending_closes++; /* hold until every close is issued */
     conn_timer_free(conn, conn->disconnect_timer);
     conn->disconnect_timer = NULL;
+    conn_stop_login_timer(conn);
     handlers_clear(conn, 0);
     if (conn->state != ST_IDLE && conn->state != ST_DISCONNECTED)
         conn->pending_closes += conn->tp->close(conn);
@@ -576,6 +595,10 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
     conn->status_cb = cb;
     conn->status_ud = ud;
     conn->state = ST_CONNECTING;
+    conn_stop_login_timer(conn);
+    if ((conn->login_timer = conn_timer_new(conn)) == NULL)
+        return UVX_ENOMEM;
+    uv_timer_start(conn->login_timer, conn_on_login_timeout, conn->login_timeout_ms, 0);
     conn_change_status(conn, UVX_STATUS_CONNECTING, NULL, NULL);
     if (conn->closing || conn->state != ST_CONNECTING)
         return 0;

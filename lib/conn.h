@@ -72,6 +72,7 @@ struct uvx_conn {
     /* options */
     char *bind_address;
     unsigned connect_timeout_ms;
+    unsigned login_timeout_ms;
     int allow_plain;
     char **mechanisms; /* NULL-terminated copy or NULL */
     int explicit_binding;
@@ -140,6 +141,7 @@ struct uvx_conn {
 
     /* teardown */
     uv_timer_t *disconnect_timer;
+    uv_timer_t *login_timer; /* from connect() until CONNECTED */
     int closing; /* uvx_conn_close() called */
     int pending_closes;
     void (*close_cb)(uvx_conn_t *);

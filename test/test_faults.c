@@ -444,6 +444,34 @@ static void test_pending_iq_on_disconnect(void)
     fenv_done(&e);
 }
 
+/* A server that accepts and then says nothing: the login gives up. */
+static void test_login_timeout(void)
+{
+    static const fake_step_t steps[] = {
+        {"<stream:stream", NULL, 0}, /* never answers */
+        {NULL, NULL, 0},
+    };
+    fenv_t e;
+    int port = 0;
+    uv_loop_init(&e.loop);
+    e.ctx = uvx_ctx_new(&e.loop);
+    e.fs = fake_server_start(&e.loop, steps, &port);
+    CHECK(e.fs != NULL);
+    if (e.fs == NULL)
+        return;
+    snprintf(e.service, sizeof(e.service), "tcp://127.0.0.1:%d", port);
+    uvx_conn_options_t o;
+    uvx_conn_options_init(&o);
+    o.allow_plain = 1;
+    o.login_timeout_ms = 300;
+    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "login-timeout");
+    CHECK_INT(fake_server_steps_done(e.fs), 1); /* it did get our stream header */
+    fenv_done(&e);
+}
+
 int main(void)
 {
     tap_run("stream error before CONNECTED -> CONNFAIL condition",
@@ -465,5 +493,6 @@ int main(void)
     tap_run("no usable mechanism -> CONNFAIL no-auth-mech", test_no_mechanism);
     tap_run("send_iq ignores a spoofed reply", test_send_iq_ignores_spoofed_reply);
     tap_run("pending send_iq gets errb(NULL) on disconnect", test_pending_iq_on_disconnect);
+    tap_run("a server that stalls -> CONNFAIL login-timeout", test_login_timeout);
     return tap_done();
 }
