@@ -33,6 +33,8 @@
 #include <time.h>
 #include <uv.h>
 
+#include "bare.h"
+
 #define READ_SIZE (256 * 1024)
 #define CARRY_MAX 4096                    /* longest tag the sink scanner re-reads */
 #define FLOOD_CHUNK (1024 * 1024)         /* bytes per uv_write */
@@ -561,55 +563,9 @@ static void server_on_connection(uv_stream_t *listener, int status)
 
 /* ---- bare libxml2 parse ----------------------------------------------------- */
 
-typedef struct bare_count {
-    int depth;
-    unsigned stanzas;
-} bare_count_t;
-
-static void bare_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
-                       const xmlChar *uri, int nb_ns, const xmlChar **ns, int nb_attrs,
-                       int nb_defaulted, const xmlChar **attrs)
-{
-    (void)localname, (void)prefix, (void)uri, (void)nb_ns, (void)ns, (void)nb_attrs;
-    (void)nb_defaulted, (void)attrs;
-    ((bare_count_t *)ctx)->depth++;
-}
-
-static void bare_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
-{
-    bare_count_t *b = ctx;
-    (void)localname, (void)prefix, (void)uri;
-    if (--b->depth == 1)
-        b->stanzas++;
-}
-
-static void bare_text(void *ctx, const xmlChar *text, int len)
-{
-    (void)ctx, (void)text, (void)len;
-}
-
 static unsigned bare_parse_once(const char *data, size_t len)
 {
-    xmlSAXHandler sax;
-    memset(&sax, 0, sizeof(sax));
-    sax.initialized = XML_SAX2_MAGIC;
-    sax.startElementNs = bare_start;
-    sax.endElementNs = bare_end;
-    sax.characters = bare_text;
-    sax.ignorableWhitespace = bare_text;
-    bare_count_t count = {0, 0};
-    xmlParserCtxtPtr ctxt = xmlCreatePushParserCtxt(&sax, &count, NULL, 0, NULL);
-    if (ctxt == NULL)
-        return 0;
-    /* The options uvxmpp's parser uses. */
-    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
-    for (size_t at = 0; at < len; at += BARE_CHUNK) {
-        size_t n = len - at < BARE_CHUNK ? len - at : BARE_CHUNK;
-        if (xmlParseChunk(ctxt, data + at, (int)n, 0) != 0)
-            break;
-    }
-    xmlFreeParserCtxt(ctxt);
-    return count.stanzas;
+    return bare_libxml2_parse(data, len, BARE_CHUNK);
 }
 
 static double clock_seconds(clockid_t id)

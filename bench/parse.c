@@ -12,6 +12,7 @@
  * Prints: RESULT bytes=B stanzas=N base_mb_s=X base_stanzas_s=Y uvx_mb_s=X
  *         uvx_stanzas_s=Y ratio=R   (ratio = uvx throughput / bare throughput)
  */
+#include "bare.h"
 #include "uvxmpp.h"
 #include "buf.h"
 
@@ -62,55 +63,9 @@ static char *make_stream(size_t min_bytes, size_t *len, unsigned *stanzas)
 
 /* ---- (a) bare libxml2 ---------------------------------------------------- */
 
-typedef struct bare {
-    int depth;
-    unsigned stanzas;
-} bare_t;
-
-static void bare_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
-                       const xmlChar *uri, int nb_ns, const xmlChar **ns, int nb_attrs,
-                       int nb_defaulted, const xmlChar **attrs)
-{
-    (void)localname, (void)prefix, (void)uri, (void)nb_ns, (void)ns, (void)nb_attrs;
-    (void)nb_defaulted, (void)attrs;
-    ((bare_t *)ctx)->depth++;
-}
-
-static void bare_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
-{
-    bare_t *b = ctx;
-    (void)localname, (void)prefix, (void)uri;
-    if (--b->depth == 1)
-        b->stanzas++;
-}
-
-static void bare_text(void *ctx, const xmlChar *text, int len)
-{
-    (void)ctx, (void)text, (void)len;
-}
-
 static unsigned run_bare(const char *data, size_t len)
 {
-    xmlSAXHandler sax;
-    memset(&sax, 0, sizeof(sax));
-    sax.initialized = XML_SAX2_MAGIC;
-    sax.startElementNs = bare_start;
-    sax.endElementNs = bare_end;
-    sax.characters = bare_text;
-    sax.ignorableWhitespace = bare_text;
-    sax.cdataBlock = bare_text;
-    bare_t b = {0, 0};
-    xmlParserCtxtPtr ctxt = xmlCreatePushParserCtxt(&sax, &b, NULL, 0, NULL);
-    if (ctxt == NULL)
-        return 0;
-    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
-    for (size_t at = 0; at < len; at += CHUNK) {
-        size_t n = len - at < CHUNK ? len - at : CHUNK;
-        if (xmlParseChunk(ctxt, data + at, (int)n, 0) != 0)
-            break;
-    }
-    xmlFreeParserCtxt(ctxt);
-    return b.stanzas;
+    return bare_libxml2_parse(data, len, CHUNK);
 }
 
 /* ---- (b) uvx_parser ------------------------------------------------------ */
