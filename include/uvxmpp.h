@@ -421,14 +421,18 @@ const char *uvx_status_name(int status);
 /* The status callback. `condition` is NULL or a short reason:
  *  - an RFC 6120 stream error condition the server sent ("conflict",
  *    "host-unknown", "see-other-host", ...) or a SASL failure condition
- *    ("not-authorized", ...);
+ *    ("not-authorized", ...; see the SASL section for ours);
  *  - a local condition: "no-auth-mech" (no acceptable SASL mechanism),
- *    "plain-not-allowed" (only PLAIN offered on an unencrypted stream
- *    without allow_plain), "bad-format" (bind failed / bad reply),
- *    "conflict" (resource conflict on bind), "x-uvx-parsererror: <cond>"
- *    (our parser rejected the server's XML; <cond> is the RFC 6120
- *    condition we sent back), "connection-refused" / "host-unresolved" /
- *    "connection-timeout" / "connection-lost" (network), "not-connected".
+ *    "tls-required" (no TLS and allow_plain off; see uvx_conn_options_t
+ *    for the other "tls-*" conditions), "plain-not-allowed" (legacy auth
+ *    would send the password in the clear), "bad-format" (bind failed /
+ *    bad reply), "conflict" (resource conflict on bind), "session-failed",
+ *    "invalid-namespace" (not an XMPP stream), "unexpected-request",
+ *    "login-timeout" (not CONNECTED within login_timeout_ms),
+ *    "x-uvx-parsererror: <cond>" (our parser rejected the server's XML;
+ *    <cond> is the RFC 6120 condition we sent back), "connection-refused" /
+ *    "host-unresolved" / "connection-timeout" / "connection-lost"
+ *    (network), "out-of-memory".
  * `elem` (borrowed, may be NULL) is the stanza that caused the change. */
 typedef void (*uvx_status_cb)(uvx_conn_t *conn, int status, const char *condition,
                               uvx_stanza_t *elem, void *ud);
