@@ -23,8 +23,9 @@ typedef struct fenv {
     char service[64];
 } fenv_t;
 
-static int fenv_start(fenv_t *e, const fake_step_t *steps, const uvx_connect_args_t *args,
-                      const char *jid)
+/* The loop, the context, the scripted server and a client for it (`opts`
+ * NULL: test/client.c's defaults). */
+static int fenv_listen(fenv_t *e, const fake_step_t *steps, const uvx_conn_options_t *opts)
 {
     int port = 0;
     uv_loop_init(&e->loop);
@@ -34,25 +35,24 @@ static int fenv_start(fenv_t *e, const fake_step_t *steps, const uvx_connect_arg
     if (e->fs == NULL)
         return 0;
     snprintf(e->service, sizeof(e->service), "tcp://127.0.0.1:%d", port);
-    CHECK_INT(tclient_init(&e->c, e->ctx, e->service, NULL), 0);
-    CHECK_INT(uvx_connect(e->c.conn, jid ? jid : "alice@localhost", "alicepass", NULL, NULL, args),
-              0);
+    CHECK_INT(tclient_init(&e->c, e->ctx, e->service, opts), 0);
+    return 1;
+}
+
+/* uvx_connect with connect() arguments and no status callback. */
+static int fenv_start(fenv_t *e, const fake_step_t *steps, const uvx_connect_args_t *args)
+{
+    if (!fenv_listen(e, steps, NULL))
+        return 0;
+    CHECK_INT(uvx_connect(e->c.conn, "alice@localhost", "alicepass", NULL, NULL, args), 0);
     return 1;
 }
 
 /* uvx_connect with the recording callback of test/client.c */
-static int fenv_connect(fenv_t *e, const fake_step_t *steps, const uvx_connect_args_t *args)
+static int fenv_connect(fenv_t *e, const fake_step_t *steps, const uvx_conn_options_t *opts)
 {
-    int port = 0;
-    uv_loop_init(&e->loop);
-    e->ctx = uvx_ctx_new(&e->loop);
-    e->fs = fake_server_start(&e->loop, steps, &port);
-    CHECK(e->fs != NULL);
-    if (e->fs == NULL)
+    if (!fenv_listen(e, steps, opts))
         return 0;
-    snprintf(e->service, sizeof(e->service), "tcp://127.0.0.1:%d", port);
-    CHECK_INT(tclient_init(&e->c, e->ctx, e->service, NULL), 0);
-    (void)args;
     CHECK_INT(tclient_connect(&e->c, "alice@localhost", "alicepass"), 0);
     return 1;
 }
@@ -216,7 +216,7 @@ static void test_disconnection_timeout_option(void)
     fenv_t e;
     uvx_connect_args_t args = {0};
     args.disconnection_timeout_ms = 200;
-    if (!fenv_start(&e, steps, &args, NULL))
+    if (!fenv_start(&e, steps, &args))
         return;
     /* fenv_start used no status callback: poll the status */
     for (int i = 0; i < 100 && uvx_conn_status(e.c.conn) != UVX_STATUS_CONNECTED; i++)
@@ -452,20 +452,12 @@ static void test_login_timeout(void)
         {NULL, NULL, 0},
     };
     fenv_t e;
-    int port = 0;
-    uv_loop_init(&e.loop);
-    e.ctx = uvx_ctx_new(&e.loop);
-    e.fs = fake_server_start(&e.loop, steps, &port);
-    CHECK(e.fs != NULL);
-    if (e.fs == NULL)
-        return;
-    snprintf(e.service, sizeof(e.service), "tcp://127.0.0.1:%d", port);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
     o.login_timeout_ms = 300;
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    if (!fenv_connect(&e, steps, &o))
+        return;
     CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "login-timeout");
     CHECK_INT(fake_server_steps_done(e.fs), 1); /* it did get our stream header */
