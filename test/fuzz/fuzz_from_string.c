@@ -5,6 +5,7 @@
  */
 #include "uvxmpp.h"
 #include "buf.h"
+#include "fuzz_canon.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -17,41 +18,6 @@ static void require(int cond, const char *what)
         return;
     fprintf(stderr, "fuzz_from_string invariant failed: %s\n", what);
     abort();
-}
-
-static void put_str(buf_t *b, const char *s)
-{
-    require(buf_append_str(b, s) == 0, "out of memory");
-}
-
-/* Names, namespaces, attributes in order and text, as one string. */
-static void canon(buf_t *b, uvx_stanza_t *e)
-{
-    const char *ns = uvx_stanza_ns(e);
-    put_str(b, "<{");
-    put_str(b, ns ? ns : "");
-    put_str(b, "}");
-    put_str(b, uvx_stanza_name(e));
-    for (int i = 0; i < uvx_stanza_attr_count(e); i++) {
-        const char *name, *value;
-        uvx_stanza_attr_at(e, i, &name, &value);
-        put_str(b, " ");
-        put_str(b, name);
-        put_str(b, "=\"");
-        put_str(b, value);
-        put_str(b, "\"");
-    }
-    put_str(b, ">");
-    for (uvx_stanza_t *c = uvx_stanza_children(e); c; c = uvx_stanza_next(c)) {
-        if (uvx_stanza_is_text(c)) {
-            put_str(b, "T(");
-            put_str(b, uvx_stanza_text(c));
-            put_str(b, ")");
-        } else {
-            canon(b, c);
-        }
-    }
-    put_str(b, "</>");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -77,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         require(err == UVX_ETOOBIG, "serialized stanza parses back");
     } else {
         buf_t a = BUF_INIT, b = BUF_INIT;
-        canon(&a, s);
-        canon(&b, again);
+        fuzz_canon(&a, s);
+        fuzz_canon(&b, again);
         require(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "same tree");
         char *xml2 = NULL;
         size_t len2 = 0;

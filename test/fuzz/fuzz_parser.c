@@ -15,6 +15,7 @@
  */
 #include "uvxmpp.h"
 #include "buf.h"
+#include "fuzz_canon.h"
 #include "parser.h"
 
 #include <stdint.h>
@@ -59,37 +60,6 @@ static void put_str(buf_t *b, const char *s)
     put(b, s, strlen(s));
 }
 
-/* The canonical form of test/test_parser.c, attributes in stored order. */
-static void canon(buf_t *b, uvx_stanza_t *e)
-{
-    const char *ns = uvx_stanza_ns(e);
-    put_str(b, "<{");
-    put_str(b, ns ? ns : "");
-    put_str(b, "}");
-    put_str(b, uvx_stanza_name(e));
-    for (int i = 0; i < uvx_stanza_attr_count(e); i++) {
-        const char *name, *value;
-        uvx_stanza_attr_at(e, i, &name, &value);
-        put_str(b, " ");
-        put_str(b, name);
-        put_str(b, "=\"");
-        put_str(b, value);
-        put_str(b, "\"");
-    }
-    put_str(b, ">");
-    for (uvx_stanza_t *c = uvx_stanza_children(e); c; c = uvx_stanza_next(c)) {
-        if (uvx_stanza_is_text(c)) {
-            const char *t = uvx_stanza_text(c);
-            put_str(b, "T(");
-            put(b, t, strlen(t));
-            put_str(b, ")");
-        } else {
-            canon(b, c);
-        }
-    }
-    put_str(b, "</>");
-}
-
 static void check_round_trip(uvx_stanza_t *s)
 {
     char *xml = NULL;
@@ -103,8 +73,8 @@ static void check_round_trip(uvx_stanza_t *s)
     }
     require(again != NULL, "serialized stanza parses back");
     buf_t a = BUF_INIT, b = BUF_INIT;
-    canon(&a, s);
-    canon(&b, again);
+    fuzz_canon(&a, s);
+    fuzz_canon(&b, again);
     require(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "round trip keeps the tree");
     buf_free(&a);
     buf_free(&b);
@@ -118,7 +88,7 @@ static void on_open(void *ud, uvx_stanza_t *root)
     require(r->errors == 0, "no event after an error");
     require(uvx_stanza_children(root) == NULL, "root without children");
     put_str(&r->log, "OPEN ");
-    canon(&r->log, root);
+    fuzz_canon(&r->log, root);
     put_str(&r->log, "\n");
 }
 
@@ -134,7 +104,7 @@ static void on_stanza(void *ud, uvx_stanza_t *s)
     run_t *r = ud;
     require(r->errors == 0, "no event after an error");
     require(uvx_stanza_parent(s) == NULL, "stanza has no parent");
-    canon(&r->log, s);
+    fuzz_canon(&r->log, s);
     put_str(&r->log, "\n");
     check_round_trip(s);
     if (((r->opts & OPT_CLIENT_RESTARTS) &&
