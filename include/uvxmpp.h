@@ -493,6 +493,16 @@ typedef struct uvx_conn_options {
     const char *tls_key_file;  /* its key (default: tls_cert_file) */
     uvx_tls_verify_cb tls_verify_cb;
     void *tls_verify_ud;
+    /* HTTP transports: extra request headers, NULL-terminated
+     * "Name: value" strings (copied), sent with the WebSocket upgrade
+     * request and with every BOSH request. */
+    const char *const *http_headers;
+    /* WebSocket: send a ping every ws_ping_interval_ms while connected (0:
+     * never) and fail the connection ("ping-timeout") when no pong comes
+     * within ws_pong_timeout_ms (default 10 000). Server pings are always
+     * answered. */
+    unsigned ws_ping_interval_ms;
+    unsigned ws_pong_timeout_ms;
 } uvx_conn_options_t;
 
 void uvx_conn_options_init(uvx_conn_options_t *opts);
@@ -502,8 +512,9 @@ void uvx_conn_options_init(uvx_conn_options_t *opts);
  *   "xmpps://host[:port]"  the same inside TLS from the first byte
  *                          (XEP-0368 direct TLS, port 5223 by default);
  *   "example.com"          a bare domain: like tcp://, host = the domain;
- *   "ws://", "wss://", "http://", "https://" are not supported yet:
- *   UVX_ENOTSUP.
+ *   "ws://host[:port]/path", "wss://..."   RFC 7395 WebSocket (ports 80 / 443);
+ *   "http://host[:port]/path", "https://..."   XEP-0124/0206 BOSH (80 / 443).
+ * Any other scheme: UVX_ENOTSUP.
  * `opts` may be NULL. On success *out is set and 0 returned. Nothing
  * happens on the network until uvx_connect(). */
 int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *opts,
@@ -556,6 +567,15 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
  * DISCONNECTED once the socket is closed. `reason` (may be NULL) is kept
  * as the DISCONNECTED condition. */
 int uvx_disconnect(uvx_conn_t *conn, const char *reason);
+
+/* Strophe's addProtocolErrorHandler: `cb` runs when the transport named
+ * `protocol` ("websocket": the upgrade was answered with HTTP `status`
+ * instead of 101; "HTTP": a BOSH request got HTTP `status`) meets that
+ * status. One handler per (protocol, status); a second replaces the first.
+ * The connection goes on failing as it would without a handler. 0,
+ * UVX_EINVAL or UVX_ENOMEM. */
+int uvx_add_protocol_error_handler(uvx_conn_t *conn, const char *protocol, int status,
+                                   void (*cb)(uvx_conn_t *conn, int status, void *ud), void *ud);
 
 /* Makes a DISCONNECTED connection ready for another uvx_connect(): drops
  * user handlers, timed handlers, the queue and the bound JID. */

@@ -30,23 +30,40 @@ void uvx_conn_options_init(uvx_conn_options_t *opts)
     opts->login_timeout_ms = 30000;
 }
 
-/* Splits "tcp://host[:port]" or a bare domain into host and port. */
+/* The schemes a service URL may start with, and what each selects. */
+static const struct service_scheme {
+    const char *name;
+    const transport_vtable_t *tp;
+    int port;
+    int tls;
+} service_schemes[] = {
+    {"tcp", &transport_tcp, 5222, 0},    {"xmpps", &transport_tcp, 5223, 1},
+    {"ws", &transport_websocket, 80, 0}, {"wss", &transport_websocket, 443, 1},
+    {"http", &transport_bosh, 80, 0},    {"https", &transport_bosh, 443, 1},
+};
+
+/* Splits "scheme://host[:port][/path]" or a bare domain into the
+ * transport, host, port and path. */
 static int conn_parse_service(uvx_conn_t *conn, const char *service)
 {
     const char *rest = service;
     const char *scheme_end = strstr(service, "://");
+    conn->tp = &transport_tcp;
     conn->port = 5222;
     if (scheme_end) {
         size_t slen = (size_t)(scheme_end - service);
-        if (slen == 5 && strncmp(service, "xmpps", 5) == 0) {
-            conn->direct_tls = 1;
-            conn->port = 5223;
-        } else if (slen != 3 || strncmp(service, "tcp", 3) != 0) {
+        const struct service_scheme *sc = NULL;
+        for (size_t i = 0; i < sizeof(service_schemes) / sizeof(service_schemes[0]); i++)
+            if (strlen(service_schemes[i].name) == slen &&
+                strncmp(service, service_schemes[i].name, slen) == 0)
+                sc = &service_schemes[i];
+        if (sc == NULL)
             return UVX_ENOTSUP;
-        }
+        conn->tp = sc->tp;
+        conn->port = sc->port;
+        conn->direct_tls = sc->tls;
         rest = scheme_end + 3;
     }
-    conn->tp = &transport_tcp;
     size_t hlen = strcspn(rest, ":/");
     if (hlen == 0)
         return UVX_EINVAL;
@@ -68,10 +85,39 @@ static int conn_parse_service(uvx_conn_t *conn, const char *service)
         if (end == after + 1 || port <= 0 || port > 65535 || (*end != '\0' && *end != '/'))
             return UVX_EINVAL;
         conn->port = (int)port;
+        after = end;
     } else if (*after != '\0' && *after != '/') {
         return UVX_EINVAL;
     }
+    conn->path = strdup(*after == '/' ? after : "/");
+    return conn->path ? 0 : UVX_ENOMEM;
+}
+
+static int conn_copy_headers(uvx_conn_t *conn, const char *const *headers)
+{
+    size_t n = 0;
+    while (headers[n])
+        n++;
+    conn->http_headers = calloc(n + 1, sizeof(char *));
+    if (conn->http_headers == NULL)
+        return UVX_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        /* a CR or LF would let a header smuggle another request line */
+        if (strpbrk(headers[i], "\r\n") != NULL || strchr(headers[i], ':') == NULL)
+            return UVX_EINVAL;
+        if ((conn->http_headers[i] = strdup(headers[i])) == NULL)
+            return UVX_ENOMEM;
+    }
     return 0;
+}
+
+static void conn_free_strv(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
 }
 
 static int conn_copy_mechanisms(uvx_conn_t *conn, const char *const *mechs)
@@ -89,6 +135,7 @@ static int conn_copy_mechanisms(uvx_conn_t *conn, const char *const *mechs)
 }
 
 static void conn_free(uvx_conn_t *conn);
+static void conn_free_proto_handlers(uvx_conn_t *conn);
 
 static int conn_init_plugins(uvx_conn_t *conn)
 {
@@ -145,6 +192,10 @@ int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *
         rc = UVX_ENOMEM;
     if (rc == 0 && opts->mechanisms)
         rc = conn_copy_mechanisms(conn, opts->mechanisms);
+    if (rc == 0 && opts->http_headers)
+        rc = conn_copy_headers(conn, opts->http_headers);
+    conn->ws_ping_interval_ms = opts->ws_ping_interval_ms;
+    conn->ws_pong_timeout_ms = opts->ws_pong_timeout_ms ? opts->ws_pong_timeout_ms : 10000;
     if (rc == 0 && (xstrdup_into(&conn->tls_cafile, opts->tls_cafile) ||
                     xstrdup_into(&conn->tls_cadir, opts->tls_cadir) ||
                     xstrdup_into(&conn->tls_cert_file, opts->tls_cert_file) ||
@@ -204,13 +255,13 @@ static void conn_free(uvx_conn_t *conn)
     if (conn->parser)
         uvx_parser_free(conn->parser);
     buf_free(&conn->outq);
-    if (conn->mechanisms) {
-        for (char **m = conn->mechanisms; *m; m++)
-            free(*m);
-        free(conn->mechanisms);
-    }
+    free(conn->outq_marks);
+    conn_free_strv(conn->mechanisms);
+    conn_free_strv(conn->http_headers);
+    conn_free_proto_handlers(conn);
     free(conn->service);
     free(conn->host);
+    free(conn->path);
     free(conn->bind_address);
     free(conn->tls_cafile);
     free(conn->tls_cadir);
@@ -306,9 +357,8 @@ static int conn_is_stream_element(const uvx_stanza_t *s)
     return ns && strcmp(ns, UVX_NS_STREAMS) == 0;
 }
 
-static void conn_on_stanza(void *ud, uvx_stanza_t *stanza)
+void conn_transport_stanza(uvx_conn_t *conn, uvx_stanza_t *stanza)
 {
-    uvx_conn_t *conn = ud;
     if (conn->xml_in)
         conn->xml_in(conn, stanza, conn->xml_ud);
     if (conn->closing || conn->state >= ST_CLOSING)
@@ -320,6 +370,22 @@ static void conn_on_stanza(void *ud, uvx_stanza_t *stanza)
     handlers_dispatch(conn, stanza);
 }
 
+static void conn_on_stanza(void *ud, uvx_stanza_t *stanza)
+{
+    uvx_conn_t *conn = ud;
+    /* framed transports unwrap <open/>, <close/> and BOSH <body/> first */
+    if (conn->tp->on_element && conn->tp->on_element(conn, stanza))
+        return;
+    conn_transport_stanza(conn, stanza);
+}
+
+void conn_transport_stream_open(uvx_conn_t *conn, uvx_stanza_t *elem)
+{
+    if (conn->closing || conn->state >= ST_CLOSING)
+        return;
+    negotiate_on_stream_open(conn, elem);
+}
+
 static void conn_on_stream_close(void *ud)
 {
     uvx_conn_t *conn = ud;
@@ -328,11 +394,19 @@ static void conn_on_stream_close(void *ud)
         return;
     }
     /* The server ended the stream: answer in kind and go. */
-    conn_queue_raw(conn, "</stream:stream>", 16);
+    conn->paused = 0;
+    conn->tp->close_stream(conn);
     conn_flush_now(conn);
     if (conn->state < ST_CONNECTED)
         conn_change_status(conn, UVX_STATUS_CONNFAIL, "connection-lost", NULL);
     conn_do_disconnect(conn, "connection-lost");
+}
+
+void conn_transport_stream_close(uvx_conn_t *conn)
+{
+    if (conn->closing || conn->state >= ST_CLOSING)
+        return;
+    conn_on_stream_close(conn);
 }
 
 static void conn_on_parse_error(void *ud, int err, const char *condition)
@@ -341,10 +415,14 @@ static void conn_on_parse_error(void *ud, int err, const char *condition)
     char cond[96];
     (void)err;
     /* Tell the server why we leave (RFC 6120 §4.9), then leave. */
-    snprintf(cond, sizeof(cond),
-             "<stream:error><%s xmlns='" UVX_NS_STREAMS_ERR "'/></stream:error></stream:stream>",
+    char err_xml[192];
+    snprintf(err_xml, sizeof(err_xml),
+             "<stream:error xmlns:stream='" UVX_NS_STREAMS "'><%s xmlns='" UVX_NS_STREAMS_ERR
+             "'/></stream:error>",
              condition);
-    conn_queue_raw(conn, cond, strlen(cond));
+    conn->paused = 0;
+    conn_queue_raw(conn, err_xml, strlen(err_xml));
+    conn->tp->close_stream(conn);
     conn_flush_now(conn);
     snprintf(cond, sizeof(cond), "x-uvx-parsererror: %s", condition);
     conn_change_status(conn, conn->state < ST_CONNECTED ? UVX_STATUS_CONNFAIL : UVX_STATUS_ERROR,
@@ -361,6 +439,11 @@ static const uvx_parser_callbacks_t conn_parser_callbacks = {
 
 /* ---- transport events ---- */
 
+/* What a framed transport's elements are parsed inside: the namespaces an
+ * RFC 6120 stream declares, so stanzas and <stream:features/> read alike. */
+static const char conn_primed_stream_tag[] =
+    "<stream:stream xmlns='" UVX_NS_CLIENT "' xmlns:stream='" UVX_NS_STREAMS "'>";
+
 void conn_transport_connected(uvx_conn_t *conn)
 {
     if (conn->parser == NULL) {
@@ -371,11 +454,15 @@ void conn_transport_connected(uvx_conn_t *conn)
             return;
         }
         parser_set_pool(conn->parser, conn->ctx->parser_pool);
-    } else {
-        uvx_parser_reset(conn->parser);
     }
+    int rc = 0;
+    if (conn->tp->framed) /* whole elements from here on: see transport.h */
+        rc = parser_prime(conn->parser, conn_primed_stream_tag, strlen(conn_primed_stream_tag));
+    else
+        uvx_parser_reset(conn->parser);
     conn->state = ST_STREAM;
-    int rc = conn->tp->open_stream(conn);
+    if (rc == 0)
+        rc = conn->tp->open_stream(conn);
     if (rc == 0)
         rc = conn_flush_now(conn);
     if (rc != 0) {
@@ -498,6 +585,7 @@ void conn_do_disconnect(uvx_conn_t *conn, const char *condition)
     conn->disconnect_timer = NULL;
     conn_stop_login_timer(conn);
     buf_reset(&conn->outq);
+    conn_outq_taken(conn);
     conn_unmark_dirty(conn);
     conn->pending_closes++; /* hold: finish only after close() returns */
     conn->pending_closes += conn->tp->close(conn);
@@ -534,8 +622,13 @@ int uvx_disconnect(uvx_conn_t *conn, const char *reason)
         return 0;
     }
     conn->paused = 0;
-    if (conn->state == ST_CONNECTED)
-        conn_queue_raw(conn, "<presence type='unavailable'/>", 30);
+    if (conn->state == ST_CONNECTED) {
+        /* framed transports have no stream to inherit jabber:client from */
+        const char *unavailable = conn->tp->framed
+                                      ? "<presence type='unavailable' xmlns='" UVX_NS_CLIENT "'/>"
+                                      : "<presence type='unavailable'/>";
+        conn_queue_raw(conn, unavailable, strlen(unavailable));
+    }
     conn->tp->close_stream(conn);
     conn->state = ST_DISCONNECTING;
     conn_flush_now(conn);
@@ -594,6 +687,7 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
         args && args->disconnection_timeout_ms ? args->disconnection_timeout_ms : 3000;
     conn->status_cb = cb;
     conn->status_ud = ud;
+    conn->secure = 0;
     conn->state = ST_CONNECTING;
     conn_stop_login_timer(conn);
     if ((conn->login_timer = conn_timer_new(conn)) == NULL)
@@ -617,6 +711,7 @@ int uvx_reset(uvx_conn_t *conn)
     handlers_clear(conn, 0);
     conn_clear_login(conn);
     buf_reset(&conn->outq);
+    conn_outq_taken(conn);
     conn->paused = 0;
     conn->state = ST_IDLE;
     return 0;
@@ -634,4 +729,62 @@ void uvx_set_xml_hooks(uvx_conn_t *conn, uvx_xml_hook input, uvx_xml_hook output
     conn->xml_in = input;
     conn->xml_out = output;
     conn->xml_ud = ud;
+}
+
+/* ---- protocol error handlers (Strophe's addProtocolErrorHandler) ---- */
+
+struct proto_error_handler {
+    char *protocol;
+    int status;
+    void (*cb)(uvx_conn_t *conn, int status, void *ud);
+    void *ud;
+    struct proto_error_handler *next;
+};
+
+int uvx_add_protocol_error_handler(uvx_conn_t *conn, const char *protocol, int status,
+                                   void (*cb)(uvx_conn_t *conn, int status, void *ud), void *ud)
+{
+    if (conn == NULL || protocol == NULL || cb == NULL)
+        return UVX_EINVAL;
+    for (struct proto_error_handler *h = conn->proto_error_handlers; h; h = h->next) {
+        if (h->status == status && strcmp(h->protocol, protocol) == 0) {
+            h->cb = cb;
+            h->ud = ud;
+            return 0;
+        }
+    }
+    struct proto_error_handler *h = calloc(1, sizeof(*h));
+    if (h == NULL || (h->protocol = strdup(protocol)) == NULL) {
+        free(h);
+        return UVX_ENOMEM;
+    }
+    h->status = status;
+    h->cb = cb;
+    h->ud = ud;
+    h->next = conn->proto_error_handlers;
+    conn->proto_error_handlers = h;
+    return 0;
+}
+
+int conn_protocol_error(uvx_conn_t *conn, const char *protocol, int status)
+{
+    for (struct proto_error_handler *h = conn->proto_error_handlers; h; h = h->next) {
+        if (h->status == status && strcmp(h->protocol, protocol) == 0) {
+            h->cb(conn, status, h->ud);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void conn_free_proto_handlers(uvx_conn_t *conn)
+{
+    struct proto_error_handler *h = conn->proto_error_handlers;
+    while (h) {
+        struct proto_error_handler *next = h->next;
+        free(h->protocol);
+        free(h);
+        h = next;
+    }
+    conn->proto_error_handlers = NULL;
 }

@@ -68,6 +68,7 @@ struct uvx_conn {
     char *service;
     char *host;
     int port;
+    char *path; /* "/..." of ws://, wss://, http://, https:// ("/" if none) */
 
     /* options */
     char *bind_address;
@@ -77,7 +78,10 @@ struct uvx_conn {
     char **mechanisms; /* NULL-terminated copy or NULL */
     int explicit_binding;
     uvx_parser_limits_t limits;
-    int direct_tls; /* xmpps:// */
+    int direct_tls;      /* xmpps://, wss://, https:// */
+    char **http_headers; /* NULL-terminated "Name: value" copies, or NULL */
+    unsigned ws_ping_interval_ms, ws_pong_timeout_ms;
+    struct proto_error_handler *proto_error_handlers;
     char *tls_cafile, *tls_cadir, *tls_cert_file, *tls_key_file;
     int tls_insecure;
     int tls_disabled;
@@ -112,6 +116,9 @@ struct uvx_conn {
 
     /* sending */
     buf_t outq;
+    /* message_marks transports: where each queued element ends in outq */
+    size_t *outq_marks;
+    size_t noutq_marks, outq_marks_cap;
     int paused;
     int dirty;
     uvx_conn_t *dirty_next;
@@ -142,7 +149,7 @@ struct uvx_conn {
     /* teardown */
     uv_timer_t *disconnect_timer;
     uv_timer_t *login_timer; /* from connect() until CONNECTED */
-    int closing; /* uvx_conn_close() called */
+    int closing;             /* uvx_conn_close() called */
     int pending_closes;
     void (*close_cb)(uvx_conn_t *);
 };
@@ -161,6 +168,20 @@ void conn_transport_eof(uvx_conn_t *conn);
 void conn_handle_closed(uvx_conn_t *conn);
 /* Reports bytes written, for the raw output hook and back-pressure. */
 void conn_transport_wrote(uvx_conn_t *conn);
+/* framed transports: the server opened the stream (RFC 7395 <open/>, the
+ * BOSH session creation response); `elem` is borrowed. */
+void conn_transport_stream_open(uvx_conn_t *conn, uvx_stanza_t *elem);
+/* framed transports: one stanza unwrapped from the framing (a child of a
+ * BOSH <body/>); borrowed. Runs the xml input hook, negotiation and
+ * handlers exactly as for a TCP stanza. */
+void conn_transport_stanza(uvx_conn_t *conn, uvx_stanza_t *stanza);
+/* framed transports: the server closed the stream (<close/>, terminate). */
+void conn_transport_stream_close(uvx_conn_t *conn);
+/* Calls the handler registered with uvx_add_protocol_error_handler() for
+ * (protocol, status); 1 if there was one. */
+int conn_protocol_error(uvx_conn_t *conn, const char *protocol, int status);
+/* Drops the message marks (the transport took the whole queue). */
+void conn_outq_taken(uvx_conn_t *conn);
 
 /* ---- shared inside lib/ ---- */
 void conn_change_status(uvx_conn_t *conn, int status, const char *condition, uvx_stanza_t *elem);

@@ -53,8 +53,10 @@ void negotiate_on_stream_open(uvx_conn_t *conn, uvx_stanza_t *root)
 {
     const char *ns = uvx_stanza_ns(root);
     const char *name = uvx_stanza_name(root);
-    if (name == NULL || strcmp(name, "stream") != 0 || ns == NULL ||
-        strcmp(ns, UVX_NS_STREAMS) != 0) {
+    /* A framed transport has checked its own opening element (<open/>,
+     * the BOSH session response) before handing it on. */
+    if (!conn->tp->framed && (name == NULL || strcmp(name, "stream") != 0 || ns == NULL ||
+                              strcmp(ns, UVX_NS_STREAMS) != 0)) {
         neg_fail(conn, UVX_STATUS_CONNFAIL, "invalid-namespace", root);
         return;
     }
@@ -348,7 +350,8 @@ static void neg_on_features_unauthenticated(uvx_conn_t *conn, uvx_stanza_t *feat
 static void neg_restart_stream(uvx_conn_t *conn)
 {
     conn->state = ST_STREAM;
-    uvx_parser_reset(conn->parser);
+    if (!conn->tp->framed) /* a framed parser stays primed: see transport.h */
+        uvx_parser_reset(conn->parser);
     conn->tp->open_stream(conn);
     conn_flush_now(conn);
 }

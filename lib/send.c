@@ -24,9 +24,42 @@ static void conn_check_high_water(uvx_conn_t *conn)
     }
 }
 
+/* message_marks transports: remembers where the element just queued ends.
+ * On failure the element is taken back out of the queue. */
+static int conn_mark_message(uvx_conn_t *conn, size_t start)
+{
+    if (conn->noutq_marks == conn->outq_marks_cap) {
+        size_t cap = conn->outq_marks_cap ? conn->outq_marks_cap * 2 : 16;
+        size_t *marks = realloc(conn->outq_marks, cap * sizeof(*marks));
+        if (marks == NULL) {
+            conn->outq.len = start;
+            if (conn->outq.data)
+                conn->outq.data[start] = '\0';
+            return UVX_ENOMEM;
+        }
+        conn->outq_marks = marks;
+        conn->outq_marks_cap = cap;
+    }
+    conn->outq_marks[conn->noutq_marks++] = conn->outq.len;
+    return 0;
+}
+
+void conn_outq_taken(uvx_conn_t *conn)
+{
+    conn->noutq_marks = 0;
+    if (conn->outq_marks_cap > 1024) { /* don't keep a burst's marks for an idle session */
+        free(conn->outq_marks);
+        conn->outq_marks = NULL;
+        conn->outq_marks_cap = 0;
+    }
+}
+
 int conn_queue_raw(uvx_conn_t *conn, const char *data, size_t len)
 {
+    size_t start = conn->outq.len;
     int rc = buf_append(&conn->outq, data, len);
+    if (rc == 0 && conn->tp->message_marks)
+        rc = conn_mark_message(conn, start);
     if (rc)
         return rc;
     conn_mark_dirty(conn);
@@ -36,8 +69,13 @@ int conn_queue_raw(uvx_conn_t *conn, const char *data, size_t len)
 
 int conn_send_internal(uvx_conn_t *conn, const uvx_stanza_t *s)
 {
-    /* straight into the queue: no intermediate string per stanza */
-    int rc = stanza_serialize_into(&conn->outq, s, UVX_NS_CLIENT);
+    /* Straight into the queue: no intermediate string per stanza. Framed
+     * transports carry no stream to inherit jabber:client from, so the
+     * namespace is written out (RFC 7395 §3.3.3, XEP-0206 §7). */
+    size_t start = conn->outq.len;
+    int rc = stanza_serialize_into(&conn->outq, s, conn->tp->framed ? NULL : UVX_NS_CLIENT);
+    if (rc == 0 && conn->tp->message_marks)
+        rc = conn_mark_message(conn, start);
     if (rc)
         return rc;
     if (conn->xml_out)

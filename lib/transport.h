@@ -12,6 +12,17 @@
 
 typedef struct transport_vtable {
     const char *name;
+    /* Framing, as the core must know it:
+     * framed: the wire carries whole elements one at a time (RFC 7395
+     *   messages, XEP-0124 bodies). The core primes its parser once with a
+     *   synthetic <stream:stream> start tag so that every element fed
+     *   comes out as a depth-1 stanza, never resets it on a stream restart,
+     *   and passes each element to on_element() first. Stanzas are written
+     *   with xmlns='jabber:client' on the top element.
+     * message_marks: the core records where each queued element ends
+     *   (conn->outq_marks) so that flush() can send one message each. */
+    int framed;
+    int message_marks;
     /* Allocates the transport's per-connection state from the service
      * (already split into host/port by the core) into conn->transport. */
     int (*init)(uvx_conn_t *conn);
@@ -39,8 +50,15 @@ typedef struct transport_vtable {
     int (*close)(uvx_conn_t *conn);
     /* Frees the per-connection state (all handles are closed). */
     void (*destroy)(uvx_conn_t *conn);
+    /* framed transports: sees each element the parser delivers before the
+     * core does; returns 1 when it consumed it (<open/>, <close/>, a BOSH
+     * <body/> whose children it hands on with conn_transport_stanza()),
+     * 0 to let the core treat it as a stanza. NULL for TCP. */
+    int (*on_element)(uvx_conn_t *conn, uvx_stanza_t *elem);
 } transport_vtable_t;
 
 extern const transport_vtable_t transport_tcp;
+extern const transport_vtable_t transport_websocket;
+extern const transport_vtable_t transport_bosh;
 
 #endif

@@ -186,8 +186,12 @@ static void test_api_misuse(void)
     tenv_t e;
     uvx_conn_t *conn = NULL;
     env_init(&e);
-    CHECK_INT(uvx_conn_new(e.ctx, "ws://localhost/xmpp", NULL, &conn), UVX_ENOTSUP);
-    CHECK_INT(uvx_conn_new(e.ctx, "http://localhost/bosh", NULL, &conn), UVX_ENOTSUP);
+    CHECK_INT(uvx_conn_new(e.ctx, "gopher://localhost/xmpp", NULL, &conn), UVX_ENOTSUP);
+    uvx_conn_options_t o;
+    uvx_conn_options_init(&o);
+    const char *const smuggling[] = {"X-A: 1\r\nGET / HTTP/1.1", NULL};
+    o.http_headers = smuggling;
+    CHECK_INT(uvx_conn_new(e.ctx, "localhost", &o, &conn), UVX_EINVAL);
     CHECK_INT(uvx_conn_new(e.ctx, "tcp://host:99999", NULL, &conn), UVX_EINVAL);
     CHECK_INT(uvx_conn_new(NULL, "localhost", NULL, &conn), UVX_EINVAL);
     CHECK_INT(uvx_conn_new(e.ctx, "localhost", NULL, &conn), 0);
