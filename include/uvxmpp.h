@@ -503,6 +503,13 @@ typedef struct uvx_conn_options {
      * answered. */
     unsigned ws_ping_interval_ms;
     unsigned ws_pong_timeout_ms;
+    /* SCRAM-*-PLUS channel binding: "tls-unique", "tls-exporter" or
+     * "tls-server-end-point" to force one; NULL (default) picks the first
+     * type the server advertises (XEP-0440) that the connection can
+     * compute, else tls-unique. A forced type the connection cannot
+     * compute (tls-exporter without the extended master secret) keeps
+     * -PLUS from being used. */
+    const char *tls_channel_binding;
 } uvx_conn_options_t;
 
 void uvx_conn_options_init(uvx_conn_options_t *opts);

@@ -199,7 +199,8 @@ int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *
     if (rc == 0 && (xstrdup_into(&conn->tls_cafile, opts->tls_cafile) ||
                     xstrdup_into(&conn->tls_cadir, opts->tls_cadir) ||
                     xstrdup_into(&conn->tls_cert_file, opts->tls_cert_file) ||
-                    xstrdup_into(&conn->tls_key_file, opts->tls_key_file)))
+                    xstrdup_into(&conn->tls_key_file, opts->tls_key_file) ||
+                    xstrdup_into(&conn->tls_channel_binding, opts->tls_channel_binding)))
         rc = UVX_ENOMEM;
     conn->tls_insecure = opts->tls_insecure;
     conn->tls_disabled = opts->tls_disabled;
@@ -267,6 +268,7 @@ static void conn_free(uvx_conn_t *conn)
     free(conn->tls_cadir);
     free(conn->tls_cert_file);
     free(conn->tls_key_file);
+    free(conn->tls_channel_binding);
     uvx_ctx_t *ctx = conn->ctx;
     free(conn);
     ctx_conn_removed(ctx);

@@ -87,6 +87,7 @@ struct uvx_conn {
     int tls_disabled;
     uvx_tls_verify_cb tls_verify_cb;
     void *tls_verify_ud;
+    char *tls_channel_binding; /* SCRAM-*-PLUS type, NULL: automatic */
 
     /* login */
     conn_state_t state;
@@ -206,6 +207,10 @@ void negotiate_on_stream_open(uvx_conn_t *conn, uvx_stanza_t *root);
 int negotiate_on_stanza(uvx_conn_t *conn, uvx_stanza_t *stanza);
 int negotiate_bind(uvx_conn_t *conn, const char *resource);
 void negotiate_cleanup(uvx_conn_t *conn);
+/* XEP-0440: the channel-binding types advertised in the current stream
+ * features, in the server's order, into types[max] (borrowed from
+ * conn->features). The count, or -1 when the server advertises none. */
+int negotiate_cb_types(const uvx_conn_t *conn, const char **types, int max);
 
 /* handlers.c */
 int handlers_init(uvx_conn_t *conn);

@@ -150,6 +150,25 @@ static int neg_plus_offered(uvx_stanza_t *mechs, const char *name)
     return n > 0 && (size_t)n < sizeof(plus) && neg_mech_offered(mechs, plus);
 }
 
+/* XEP-0440: <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'> next to the
+ * mechanisms lists the channel-binding types the server supports. */
+int negotiate_cb_types(const uvx_conn_t *conn, const char **types, int max)
+{
+    uvx_stanza_t *cb = NULL;
+    int n = 0;
+    if (conn->features)
+        cb = uvx_stanza_child_name_ns(conn->features, "sasl-channel-binding", "urn:xmpp:sasl-cb:0");
+    if (cb == NULL)
+        return -1;
+    for (uvx_stanza_t *c = uvx_stanza_children(cb); c && n < max; c = uvx_stanza_next(c)) {
+        const char *name = uvx_stanza_name(c);
+        const char *type = uvx_stanza_attr(c, "type");
+        if (name && strcmp(name, "channel-binding") == 0 && type && *type)
+            types[n++] = type;
+    }
+    return n;
+}
+
 static int neg_tried(const sasl_session_t *s, const sasl_entry_t *e)
 {
     for (int i = 0; i < s->ntried; i++)

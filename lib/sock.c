@@ -201,7 +201,10 @@ static void sock_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
             s->cb.data(s, s->ud, buf->base, (size_t)nread);
     } else if (nread == UV_EOF) {
         uv_read_stop(stream);
-        s->cb.eof(s, s->ud);
+        if (s->tls && !tls_session_established(s->tls))
+            sock_fail(s, "tls-handshake-failed"); /* hung up mid-handshake */
+        else
+            s->cb.eof(s, s->ud);
     } else if (nread < 0) {
         uv_read_stop(stream);
         sock_fail(s, "connection-lost");
@@ -534,7 +537,5 @@ int sock_secure(const sock_t *s)
 int sock_channel_binding(const sock_t *s, const char *type, unsigned char *out, size_t cap,
                          size_t *len)
 {
-    if (s->tls == NULL || strcmp(type, "tls-unique") != 0)
-        return UVX_ENOTSUP;
-    return tls_session_tls_unique(s->tls, out, cap, len);
+    return s->tls ? tls_session_channel_binding(s->tls, type, out, cap, len) : UVX_ENOTSUP;
 }

@@ -28,7 +28,8 @@ typedef struct sock_callbacks {
     /* Plaintext from the peer, in the context's shared read buffer (valid
      * only during the call). */
     void (*data)(sock_t *s, void *ud, const char *data, size_t len);
-    /* The peer closed its side (EOF, or TLS close_notify). */
+    /* The peer closed its side (EOF, or TLS close_notify). An EOF inside
+     * the TLS handshake is a failure instead: "tls-handshake-failed". */
     void (*eof)(sock_t *s, void *ud);
     /* Could not connect (every address tried), or the connection broke, or
      * TLS failed; `condition` is static ("connection-refused",
@@ -74,7 +75,8 @@ int sock_writable(const sock_t *s);
 size_t sock_in_flight(const sock_t *s);
 /* 1 when connected inside an established TLS session. */
 int sock_secure(const sock_t *s);
-/* Channel-binding data ("tls-unique"); 0 or UVX_ENOTSUP. */
+/* Channel-binding data ("tls-unique", "tls-exporter",
+ * "tls-server-end-point"); 0 or UVX_ENOTSUP. */
 int sock_channel_binding(const sock_t *s, const char *type, unsigned char *out, size_t cap,
                          size_t *len);
 

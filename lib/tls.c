@@ -13,12 +13,19 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
+/* ssl->handshake->extended_ms: whether the session has RFC 7627's
+ * extended master secret, which RFC 9266 requires for tls-exporter on
+ * TLS 1.2. 2.28 has no public accessor for it. */
+#include <mbedtls/ssl_internal.h>
 #include <mbedtls/x509_crt.h>
 
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define TLS_EXPORTER_LABEL "EXPORTER-Channel-Binding"
+#define TLS_EXPORTER_LEN 32
 
 /* One mbedtls configuration per distinct set of trust/identity options. */
 typedef struct tls_config {
@@ -28,6 +35,10 @@ typedef struct tls_config {
     mbedtls_x509_crt ca;
     mbedtls_x509_crt own_cert;
     mbedtls_pk_context own_key;
+    /* The session inside mbedtls_ssl_handshake(): the export-keys callback
+     * is per configuration and does not say which session it is for. A
+     * context (and its configurations) belongs to one loop thread. */
+    struct tls_session *handshaking;
     struct tls_config *next;
 } tls_config_t;
 
@@ -51,6 +62,12 @@ struct tls_session {
     int established;
     int closed;
     const char *error;
+    /* Channel bindings computed during the handshake, while the master
+     * secret and the peer certificate are at hand. */
+    unsigned char exporter[TLS_EXPORTER_LEN]; /* RFC 9266 tls-exporter */
+    int has_exporter;
+    unsigned char end_point[MBEDTLS_MD_MAX_SIZE]; /* RFC 5929 tls-server-end-point */
+    size_t end_point_len;
 };
 
 tls_shared_t *tls_shared_new(void)
@@ -113,6 +130,36 @@ static int dup_opt(char **dst, const char *s)
     return s && (*dst = strdup(s)) == NULL ? UVX_ENOMEM : 0;
 }
 
+/* RFC 9266 tls-exporter on TLS 1.2: the RFC 5705 exporter with label
+ * "EXPORTER-Channel-Binding" and no context, i.e. PRF(master_secret,
+ * label, client_random || server_random), 32 bytes. Only with the
+ * extended master secret (RFC 9266 §3), else the value could be the same
+ * on two connections (the triple handshake attack). */
+static int tls_on_export_keys(void *p, const unsigned char *ms, const unsigned char *kb,
+                              size_t maclen, size_t keylen, size_t ivlen,
+                              const unsigned char client_random[32],
+                              const unsigned char server_random[32], mbedtls_tls_prf_types prf)
+{
+    tls_config_t *c = p;
+    tls_session_t *s = c->handshaking;
+    unsigned char randoms[64];
+    (void)kb;
+    (void)maclen;
+    (void)keylen;
+    (void)ivlen;
+    if (s == NULL)
+        return 0;
+    s->has_exporter = 0;
+    if (s->ssl.handshake == NULL || !s->ssl.handshake->extended_ms)
+        return 0;
+    memcpy(randoms, client_random, 32);
+    memcpy(randoms + 32, server_random, 32);
+    if (mbedtls_ssl_tls_prf(prf, ms, 48, TLS_EXPORTER_LABEL, randoms, sizeof(randoms), s->exporter,
+                            TLS_EXPORTER_LEN) == 0)
+        s->has_exporter = 1;
+    return 0;
+}
+
 /* Builds a configuration: TLS 1.2 at least, the trust anchors, our own
  * certificate if any. Verification is OPTIONAL at the mbedtls level so
  * that a failure can be shown to the caller's callback after the
@@ -167,6 +214,7 @@ static int tls_config_new(tls_shared_t *sh, const tls_options_t *o, tls_config_t
     mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3); /* TLS 1.2 */
     mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &sh->drbg);
+    mbedtls_ssl_conf_export_keys_ext_cb(&c->conf, tls_on_export_keys, c);
     mbedtls_ssl_conf_authmode(&c->conf,
                               o->insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_OPTIONAL);
     if (!o->insecure)
@@ -315,10 +363,30 @@ static int tls_check_peer(tls_session_t *s)
     return UVX_ETLS;
 }
 
+/* RFC 5929 §4.1 tls-server-end-point: the hash of the server's DER
+ * certificate, with the hash of its signature algorithm, SHA-256 when that
+ * is MD5 or SHA-1. */
+static void tls_keep_end_point(tls_session_t *s)
+{
+    const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&s->ssl);
+    s->end_point_len = 0;
+    if (crt == NULL)
+        return;
+    mbedtls_md_type_t md = crt->sig_md;
+    if (md == MBEDTLS_MD_MD5 || md == MBEDTLS_MD_SHA1)
+        md = MBEDTLS_MD_SHA256;
+    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(md);
+    if (info == NULL || mbedtls_md(info, crt->raw.p, crt->raw.len, s->end_point) != 0)
+        return; /* an unknown signature hash: no such binding */
+    s->end_point_len = mbedtls_md_get_size(info);
+}
+
 static int tls_drive(tls_session_t *s)
 {
     if (!s->established) {
+        s->config->handshaking = s;
         int ret = mbedtls_ssl_handshake(&s->ssl);
+        s->config->handshaking = NULL;
         if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE)
             return 0;
         if (ret != 0) {
@@ -327,6 +395,7 @@ static int tls_drive(tls_session_t *s)
         }
         if (tls_check_peer(s) != 0)
             return UVX_ETLS;
+        tls_keep_end_point(s);
         s->established = 1;
         if (s->cb.handshake_done)
             s->cb.handshake_done(s->ud);
@@ -412,6 +481,30 @@ int tls_session_tls_unique(const tls_session_t *s, unsigned char *out, size_t ca
     memcpy(out, s->ssl.own_verify_data, n);
     *len = n;
     return 0;
+}
+
+static int tls_copy_binding(const unsigned char *data, size_t n, unsigned char *out, size_t cap,
+                            size_t *len)
+{
+    if (n == 0 || n > cap)
+        return UVX_ENOTSUP;
+    memcpy(out, data, n);
+    *len = n;
+    return 0;
+}
+
+int tls_session_channel_binding(const tls_session_t *s, const char *type, unsigned char *out,
+                                size_t cap, size_t *len)
+{
+    if (s == NULL || type == NULL || !s->established)
+        return UVX_ENOTSUP;
+    if (strcmp(type, "tls-unique") == 0)
+        return tls_session_tls_unique(s, out, cap, len);
+    if (strcmp(type, "tls-exporter") == 0)
+        return tls_copy_binding(s->exporter, s->has_exporter ? TLS_EXPORTER_LEN : 0, out, cap, len);
+    if (strcmp(type, "tls-server-end-point") == 0)
+        return tls_copy_binding(s->end_point, s->end_point_len, out, cap, len);
+    return UVX_ENOTSUP;
 }
 
 const char *tls_session_error(const tls_session_t *s)

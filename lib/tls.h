@@ -63,6 +63,18 @@ int tls_session_established(const tls_session_t *s);
  * (ours, as the client, after a full handshake). 0 and *len = 12, or
  * UVX_ENOTSUP before the handshake or after a resumption. */
 int tls_session_tls_unique(const tls_session_t *s, unsigned char *out, size_t cap, size_t *len);
+/* Channel-binding data of the established session by type:
+ *   "tls-unique"           RFC 5929 (as above), 12 bytes;
+ *   "tls-exporter"         RFC 9266: the exporter "EXPORTER-Channel-Binding",
+ *                          no context, 32 bytes; only when the session has
+ *                          the extended master secret (RFC 7627);
+ *   "tls-server-end-point" RFC 5929 §4: the hash of the server certificate
+ *                          (SHA-256 for MD5/SHA-1 signatures, else the
+ *                          signature's hash), 32 to 64 bytes.
+ * 0 with *len set, or UVX_ENOTSUP (no such type, not computable for this
+ * session, before the handshake, or longer than cap). */
+int tls_session_channel_binding(const tls_session_t *s, const char *type, unsigned char *out,
+                                size_t cap, size_t *len);
 /* A condition for the status callback: "tls-cert-invalid", "tls-alert",
  * "tls-handshake-failed", "tls-protocol-error". Static. */
 const char *tls_session_error(const tls_session_t *s);

@@ -1,6 +1,8 @@
 /*
  * SASL SCRAM-SHA-1/256/384/512 (RFC 5802, RFC 7677) and their -PLUS forms
- * with tls-unique channel binding (RFC 5802 §6, RFC 5929). The client
+ * with channel binding (RFC 5802 §6): tls-unique (RFC 5929),
+ * tls-exporter (RFC 9266) or tls-server-end-point, as the server
+ * advertises (XEP-0440) or the caller forces. The client
  * nonce comes from the context's CTR-DRBG; PBKDF2 runs on the libuv thread
  * pool so a thousand logins never stall the loop, or is skipped when the
  * caller passed keys that fit the server's salt and iteration count
@@ -30,19 +32,18 @@ static const scram_hash_t scram_sha512 = {"SHA-512", MBEDTLS_MD_SHA512, 64};
 /* What a mechanism entry points at (sasl_mech_t.impl). */
 typedef struct scram_variant {
     const scram_hash_t *hash;
-    int plus; /* channel binding (tls-unique) */
+    int plus; /* channel binding */
 } scram_variant_t;
 
 #define SCRAM_NONCE_BYTES 24 /* 32 base64 characters, no padding */
-#define SCRAM_CB_TYPE "tls-unique"
-#define SCRAM_CB_MAX 64 /* tls-unique is 12 bytes; room for a hash-sized type */
+#define SCRAM_CB_MAX 64      /* tls-server-end-point with SHA-512 is the longest */
 
 typedef struct scram_job scram_job_t;
 
 typedef struct scram_state {
     const scram_hash_t *hash;
     char cnonce[SCRAM_NONCE_BYTES * 2];
-    buf_t gs2;                      /* "n,," / "y,," / "p=tls-unique,," / "n,a=...," */
+    buf_t gs2;                      /* "n,," / "y,," / "p=tls-exporter,," / "n,a=...," */
     unsigned char cb[SCRAM_CB_MAX]; /* channel-binding data (-PLUS only) */
     size_t cb_len;
     buf_t auth_message; /* client-first-bare "," server-first "," final-without-proof */
@@ -258,10 +259,42 @@ static const scram_hash_t *scram_hash_of(const sasl_session_t *s)
     return scram_variant_of(s)->hash;
 }
 
-/* The connection's tls-unique data, or UVX_ENOTSUP outside TLS. */
-static int scram_binding(const sasl_session_t *s, unsigned char *out, size_t *len)
+/* Our names for the types, so that a pick outlives the features stanza. */
+static const char *scram_cb_known(const char *type)
 {
-    return conn_channel_binding(s->conn, SCRAM_CB_TYPE, out, SCRAM_CB_MAX, len);
+    static const char *const known[] = {"tls-exporter", "tls-server-end-point", "tls-unique"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(known[i], type) == 0)
+            return known[i];
+    return NULL;
+}
+
+static const char *scram_try_type(const sasl_session_t *s, const char *type, unsigned char *out,
+                                  size_t *len)
+{
+    const char *known = type ? scram_cb_known(type) : NULL;
+    if (known && conn_channel_binding(s->conn, known, out, SCRAM_CB_MAX, len) == 0)
+        return known;
+    return NULL;
+}
+
+/* The channel-binding type for this login, with its data in out: the
+ * caller's tls_channel_binding if set; else the first type the server
+ * advertises (XEP-0440) that we can compute; else, when it advertises
+ * none, tls-unique (what TLS 1.2 servers without XEP-0440 check). NULL
+ * when there is none we can use (outside TLS, or no type in common). */
+static const char *scram_binding(const sasl_session_t *s, unsigned char *out, size_t *len)
+{
+    const char *types[8];
+    if (s->conn->tls_channel_binding)
+        return scram_try_type(s, s->conn->tls_channel_binding, out, len);
+    int n = negotiate_cb_types(s->conn, types, 8);
+    for (int i = 0; i < n; i++) {
+        const char *t = scram_try_type(s, types[i], out, len);
+        if (t)
+            return t;
+    }
+    return n > 0 ? NULL : scram_try_type(s, "tls-unique", out, len);
 }
 
 static int scram_keys_fit(const uvx_scram_keys_t *k, const scram_hash_t *h)
@@ -297,30 +330,34 @@ static int scram_test(const sasl_session_t *s)
      * same password would not succeed anyway; plain SCRAM may still run. */
     if (scram_plus_tried(s))
         return 0;
-    /* -PLUS only where we can bind: on TLS with tls-unique data. */
-    return scram_binding(s, cb, &cb_len) == 0;
+    /* -PLUS only where we can bind: on TLS with a type the server takes. */
+    return scram_binding(s, cb, &cb_len) != NULL;
 }
 
-/* The GS2 channel-binding flag (RFC 5802 §6): "p=tls-unique" for -PLUS
- * (st->cb gets the data); else "y" when we could bind but the server
- * offered no -PLUS, "n" otherwise. When we can bind and the server offers
- * -PLUS, the -PLUS twin ranks higher, so plain SCRAM runs then only if the
- * caller's `mechanisms` asked for it: "n" keeps that login working. */
+/* The GS2 channel-binding flag (RFC 5802 §6): "p=<type>" for -PLUS
+ * (st->cb gets the data; scram_binding picks the type); else "y" when we
+ * could bind but the server offered no -PLUS, "n" otherwise. When we can
+ * bind and the server offers -PLUS, the -PLUS twin ranks higher, so plain
+ * SCRAM runs then only if the caller's `mechanisms` asked for it: "n"
+ * keeps that login working. */
 static int scram_gs2_flag(sasl_session_t *s, scram_state_t *st)
 {
     unsigned char cb[SCRAM_CB_MAX];
     size_t cb_len = 0;
     if (scram_variant_of(s)->plus) {
-        if (scram_binding(s, st->cb, &st->cb_len) != 0) {
+        const char *type = scram_binding(s, st->cb, &st->cb_len);
+        if (type == NULL) {
             s->condition = "channel-binding-unavailable";
             return UVX_ENOTSUP;
         }
-        return buf_append_str(&st->gs2, "p=" SCRAM_CB_TYPE ",");
+        int rc = buf_append_str(&st->gs2, "p=");
+        rc = rc ? rc : buf_append_str(&st->gs2, type);
+        return rc ? rc : buf_append_str(&st->gs2, ",");
     }
     /* RFC 5802 §6: "y" = we could bind but the server offered no -PLUS
      * (a server that does support binding then knows the offer was
      * stripped); "n" = we cannot bind, or chose not to beside a -PLUS offer. */
-    int can_bind = scram_binding(s, cb, &cb_len) == 0;
+    int can_bind = scram_binding(s, cb, &cb_len) != NULL;
     return buf_append_str(&st->gs2, can_bind && !s->server_offers_plus ? "y," : "n,");
 }
 

@@ -76,5 +76,21 @@ bot=
 check "SIGTERM: graceful disconnect, exit 0" \
   test "$rc" = 0 -a -n "$(grep 'DISCONNECTED' "$tmp/bot.out")"
 
+# echobot over direct TLS (xmpps://, verified with --cafile), answering sendecho on STARTTLS
+"$echobot" --cafile "$dir/certs/localhost.crt" "xmpps://127.0.0.1:$((base + 1))" \
+  alice@localhost/tlsbot alicepass >"$tmp/tlsbot.out" 2>&1 &
+bot=$!
+for i in $(seq 100); do grep -q '^bound:' "$tmp/tlsbot.out" && break; sleep 0.1; done
+timeout 20 "$sendecho" --cafile "$dir/certs/localhost.crt" "$service" bob@localhost bobpass \
+  alice@localhost/tlsbot "over xmpps" >"$tmp/send4.out" 2>&1; rc=$?
+check "echobot over xmpps:// echoes sendecho's text" \
+  test "$rc" = 0 -a -n "$(grep 'echo from alice@localhost/tlsbot: over xmpps' "$tmp/send4.out")"
+kill -TERM "$bot"
+for i in $(seq 100); do kill -0 "$bot" 2>/dev/null || break; sleep 0.1; done
+wait "$bot"; rc=$?
+bot=
+check "echobot over xmpps://: SIGTERM, graceful disconnect, exit 0" \
+  test "$rc" = 0 -a -n "$(grep 'DISCONNECTED' "$tmp/tlsbot.out")"
+
 echo "1..$n"
 [ "$failures" = 0 ]
