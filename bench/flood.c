@@ -8,7 +8,12 @@
  * timed from CONNECTED to 'last' (cpu: getrusage of the whole process over
  * the same window), then disconnects.
  *
- *   flood [--allow-plain] [--mech NAME] SERVICE JID PASSWORD
+ * With --self N it floods itself instead, for a real server (and any
+ * transport, BOSH included): it sends N chat messages to its own full JID,
+ * the last with id='last', paced by uvx_set_high_water, and counts them
+ * as they come back; the figures then cover both directions.
+ *
+ *   flood [--allow-plain] [--mech NAME] SERVICE JID PASSWORD [--self N]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +25,7 @@
 #include "uvxmpp.h"
 
 #define LOGIN_TIMEOUT_MS 10000
+#define SELF_HIGH_WATER (256 * 1024)
 
 typedef struct flood {
     uvx_conn_t *conn;
@@ -29,6 +35,9 @@ typedef struct flood {
     double start_cpu;
     int done;
     int exit_code;
+    unsigned long self_total; /* --self N */
+    unsigned long self_sent;
+    int above_high_water;
 } flood_t;
 
 static double process_cpu_seconds(void)
@@ -62,6 +71,36 @@ static int flood_on_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
     return 0;
 }
 
+/* --self: sends to our own JID until the queue is above the high water. */
+static void flood_send_self(flood_t *f)
+{
+    char id[32], body[64];
+    while (f->self_sent < f->self_total && !f->above_high_water) {
+        f->self_sent++;
+        snprintf(id, sizeof(id), f->self_sent == f->self_total ? "last" : "m%lu", f->self_sent);
+        snprintf(body, sizeof(body), "flood message %lu", f->self_sent);
+        uvx_stanza_t *m = uvx_b_done(uvx_b_t(
+            uvx_b_c(uvx_msg("to", uvx_conn_jid(f->conn), "type", "chat", "id", id, NULL), "body",
+                    NULL),
+            body));
+        int rc = m ? uvx_send(f->conn, m) : UVX_ENOMEM;
+        uvx_stanza_unref(m);
+        if (rc != 0) {
+            fprintf(stderr, "flood: send: %s\n", uvx_strerror(rc));
+            return;
+        }
+    }
+}
+
+static void flood_on_high_water(uvx_conn_t *conn, int above, void *ud)
+{
+    flood_t *f = ud;
+    (void)conn;
+    f->above_high_water = above;
+    if (!above)
+        flood_send_self(f);
+}
+
 static void flood_on_login_timeout(uv_timer_t *t)
 {
     flood_t *f = t->data;
@@ -84,6 +123,10 @@ static void flood_on_status(uvx_conn_t *conn, int status, const char *condition,
         uvx_stanza_unref(pres);
         f->start_cpu = process_cpu_seconds();
         f->start_ns = uv_hrtime();
+        if (f->self_total) {
+            uvx_set_high_water(conn, SELF_HIGH_WATER, flood_on_high_water, f);
+            flood_send_self(f);
+        }
         break;
     }
     case UVX_STATUS_CONNFAIL:
@@ -111,8 +154,13 @@ int main(int argc, char **argv)
 {
     cli_t cli;
     cli_parse(&cli, argc, argv, 0, NULL);
-    if (cli.nargs != 0) {
-        fprintf(stderr, "usage: %s [--allow-plain] [--mech NAME] SERVICE JID PASSWORD\n", cli.prog);
+    unsigned long self_total = 0;
+    if (cli.nargs == 2 && strcmp(cli.args[0], "--self") == 0)
+        self_total = strtoul(cli.args[1], NULL, 10);
+    if ((cli.nargs != 0 && self_total == 0) || (cli.nargs != 0 && cli.nargs != 2)) {
+        fprintf(stderr,
+                "usage: %s [--allow-plain] [--mech NAME] SERVICE JID PASSWORD [--self N]\n",
+                cli.prog);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -121,6 +169,7 @@ int main(int argc, char **argv)
     flood_t f;
     memset(&f, 0, sizeof(f));
     f.exit_code = 1;
+    f.self_total = self_total;
     int rc = ctx ? uvx_conn_new(ctx, cli.service, &cli.opts, &f.conn) : UVX_ENOMEM;
     if (rc != 0) {
         fprintf(stderr, "flood: %s: %s\n", cli.service, uvx_strerror(rc));

@@ -503,6 +503,16 @@ typedef struct uvx_conn_options {
      * answered. */
     unsigned ws_ping_interval_ms;
     unsigned ws_pong_timeout_ms;
+    /* BOSH (http://, https://; see "BOSH" at the end of this header):
+     * the requests' Content-Type (default "text/xml; charset=utf-8");
+     * cookies, NULL-terminated "name=value" strings sent as one Cookie
+     * header; keepalive: cache {jid, sid, rid} after every response through
+     * bosh_store, or else the file bosh_session_file, for uvx_restore(). */
+    const char *bosh_content_type;
+    const char *const *bosh_cookies;
+    int bosh_keepalive;
+    const char *bosh_session_file;
+    const struct uvx_bosh_store *bosh_store; /* copied */
     /* SCRAM-*-PLUS channel binding: "tls-unique", "tls-exporter" or
      * "tls-server-end-point" to force one; NULL (default) picks the first
      * type the server advertises (XEP-0440) that the connection can
@@ -835,6 +845,99 @@ const char *uvx_sasl_authcid(const uvx_conn_t *conn);
 const char *uvx_sasl_authzid(const uvx_conn_t *conn);
 const char *uvx_sasl_password(const uvx_conn_t *conn);
 const char *uvx_sasl_mechanism(const uvx_conn_t *conn);
+
+/* ------------------------------------------------------------------------ */
+/* BOSH (XEP-0124 / XEP-0206)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* "http://host[:port]/path" and "https://..." connect over BOSH: HTTP/1.1
+ * POSTs on keep-alive connections, at most hold+1 (or the server's
+ * `requests`) in flight. uvx_connect_args_t's wait (default 60 s) and hold
+ * (default 1) go into the session request; the server's values win.
+ * Everything sent in one loop iteration leaves in one <body/>; while
+ * authenticated one request always waits at the server, so stanzas arrive
+ * as soon as the server has them. Strophe's timing: a request unanswered
+ * after 1.1 x wait s (0.1 x wait once a later one was answered first) is
+ * sent again with the same rid on a fresh connection, up to 5 times with a
+ * back-off; HTTP status 0 (no answer, a broken response) and 5xx count as
+ * errors and are retried too. More than 4 errors in a row, or no retries
+ * left: CONNFAIL "giving-up" before CONNECTED, CONNTIMEOUT after, then
+ * DISCONNECTED. HTTP 4xx: DISCONNECTING "http-<status>" (after CONNFAIL
+ * with the same condition before CONNECTED), then DISCONNECTED. Every
+ * non-200 status also runs the "HTTP" protocol error handler for it
+ * (uvx_add_protocol_error_handler). A server <body type='terminate'/>
+ * reports CONNFAIL with its condition ("conflict" for a remote-stream-error
+ * carrying <conflict/>, "unknown" for none), then DISCONNECTED. A response
+ * that is not a <body xmlns='http://jabber.org/protocol/httpbind'/>:
+ * CONNFAIL (or ERROR once connected) "invalid-namespace".
+ * max_stanza_size limits a whole <body/> here (default 16 MiB for BOSH).
+ * The xml hooks see the stanzas, not the <body/> wrappers; see
+ * uvx_bosh_set_body_hooks() for those. */
+
+#define UVX_NS_HTTPBIND "http://jabber.org/protocol/httpbind"
+#define UVX_NS_XBOSH "urn:xmpp:xbosh"
+
+/* A BOSH session as the keepalive option caches it. `rid` is the next rid
+ * to send. */
+typedef struct uvx_bosh_session {
+    char jid[3072]; /* the full JID (or the JID given to uvx_connect) */
+    char sid[256];
+    uint64_t rid;
+    unsigned wait, hold, requests;
+} uvx_bosh_session_t;
+
+/* Where the keepalive option keeps the session (Strophe keeps it in
+ * sessionStorage). save() runs after every response while authenticated,
+ * load() from uvx_restore() (return 0, or UVX_ENOTFOUND when there is
+ * none), clear() when the session ends (terminate, a fatal HTTP error; not
+ * on uvx_conn_close(), so that a new process can take the session over).
+ * The default store is the file named by bosh_session_file (written to
+ * FILE.tmp and renamed, readable by its owner only). */
+typedef struct uvx_bosh_store {
+    int (*save)(const uvx_bosh_session_t *session, void *ud);
+    int (*load)(uvx_bosh_session_t *session, void *ud);
+    void (*clear)(void *ud);
+    void *ud;
+} uvx_bosh_store_t;
+
+/* Strophe's attach(): takes over a BOSH session another party made (a
+ * prebinding web backend, an earlier process). `jid` is the session's full
+ * JID, `sid` its id and `rid` the next rid to send (the last one used plus
+ * one). wait/hold/wind (the server's `requests`) may be 0 for 60 / 1 /
+ * hold+1. No login happens: `cb` gets ATTACHED at once (from inside this
+ * call), user handlers run from then on and a request is sent to collect
+ * what the server has for the session. A session the server does not know
+ * ends with an HTTP 404 (see above). Returns 0; UVX_ENOTSUP (and ATTACHFAIL
+ * through `cb`) on a connection that is not BOSH; UVX_EINVAL (and
+ * ATTACHFAIL "bad-format") for a missing sid, an invalid JID or a rid of 0
+ * or >= 2^53; UVX_ESTATE when the connection is not DISCONNECTED. */
+int uvx_attach(uvx_conn_t *conn, const char *jid, const char *sid, uint64_t rid, uvx_status_cb cb,
+               void *ud, unsigned wait, unsigned hold, unsigned wind);
+
+/* Strophe's restore(): uvx_attach() to the session the keepalive option
+ * cached (through bosh_store or bosh_session_file). With `jid` given, the
+ * cached session must be for the same bare JID (or, for a bare domain, the
+ * same domain). Returns what uvx_attach() returns, or UVX_ENOTFOUND with
+ * no callback when there is nothing to restore (no store, nothing cached,
+ * or another JID's session): connect normally then. */
+int uvx_restore(uvx_conn_t *conn, const char *jid, uvx_status_cb cb, void *ud);
+
+/* Strophe's nextValidRid: `cb` gets the next valid rid after each
+ * response (the answered rid plus one). UVX_ENOTSUP on a non-BOSH
+ * connection. */
+int uvx_bosh_set_rid_hook(uvx_conn_t *conn, void (*cb)(uvx_conn_t *conn, uint64_t rid, void *ud),
+                          void *ud);
+
+/* The <body/> wrappers themselves (borrowed): `input` sees each response
+ * body before its stanzas are handled, `output` each request body as it is
+ * sent (parsed back from the bytes, so only set it for debugging). NULL
+ * turns a hook off. UVX_ENOTSUP on a non-BOSH connection. */
+int uvx_bosh_set_body_hooks(uvx_conn_t *conn, uvx_xml_hook input, uvx_xml_hook output, void *ud);
+
+/* The session's sid and the next rid (for handing the session to another
+ * party, as a prebinding backend does). UVX_ENOTFOUND before the session
+ * exists, UVX_ENOTSUP on a non-BOSH connection. `sid` is borrowed. */
+int uvx_bosh_session(const uvx_conn_t *conn, const char **sid, uint64_t *rid);
 
 #ifdef __cplusplus
 }

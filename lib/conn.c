@@ -210,6 +210,8 @@ int uvx_conn_new(uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *
         rc = handlers_init(conn);
     if (rc == 0)
         rc = conn->tp->init(conn);
+    if (rc == 0 && conn->tp == &transport_bosh)
+        rc = bosh_set_options(conn, opts);
     if (rc == 0)
         rc = conn_init_plugins(conn);
     if (rc != 0) {
@@ -687,6 +689,8 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
         return UVX_EINVAL;
     conn->disconnection_timeout_ms =
         args && args->disconnection_timeout_ms ? args->disconnection_timeout_ms : 3000;
+    conn->bosh_wait = args ? args->wait : 0;
+    conn->bosh_hold = args ? args->hold : 0;
     conn->status_cb = cb;
     conn->status_ud = ud;
     conn->secure = 0;

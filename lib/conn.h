@@ -81,6 +81,7 @@ struct uvx_conn {
     int direct_tls;      /* xmpps://, wss://, https:// */
     char **http_headers; /* NULL-terminated "Name: value" copies, or NULL */
     unsigned ws_ping_interval_ms, ws_pong_timeout_ms;
+    unsigned bosh_wait, bosh_hold; /* uvx_connect_args_t's (0: defaults) */
     struct proto_error_handler *proto_error_handlers;
     char *tls_cafile, *tls_cadir, *tls_cert_file, *tls_key_file;
     int tls_insecure;
@@ -183,6 +184,10 @@ void conn_transport_stream_close(uvx_conn_t *conn);
 int conn_protocol_error(uvx_conn_t *conn, const char *protocol, int status);
 /* Drops the message marks (the transport took the whole queue). */
 void conn_outq_taken(uvx_conn_t *conn);
+
+/* transports/bosh.c: copies the BOSH options (called by uvx_conn_new()
+ * after the transport's init, for http:// and https:// only). */
+int bosh_set_options(uvx_conn_t *conn, const uvx_conn_options_t *opts);
 
 /* ---- shared inside lib/ ---- */
 void conn_change_status(uvx_conn_t *conn, int status, const char *condition, uvx_stanza_t *elem);

@@ -76,6 +76,26 @@ bot=
 check "SIGTERM: graceful disconnect, exit 0" \
   test "$rc" = 0 -a -n "$(grep 'DISCONNECTED' "$tmp/bot.out")"
 
+# echobot over BOSH (http:// and https:// /http-bind), answering sendecho on TCP;
+# plain http carries the login in the clear, so it needs --allow-plain
+for bosh in "http://127.0.0.1:$((base + 2))/http-bind" "https://localhost:$((base + 3))/http-bind"; do
+  plain=
+  case $bosh in http:*) plain=--allow-plain ;; esac
+  "$echobot" $plain --cafile "$dir/certs/localhost.crt" "$bosh" alice@localhost/boshbot alicepass >"$tmp/bosh.out" 2>&1 &
+  bot=$!
+  for i in $(seq 100); do grep -q '^bound:' "$tmp/bosh.out" && break; sleep 0.1; done
+  timeout 20 "$sendecho" --cafile "$dir/certs/localhost.crt" "$service" bob@localhost bobpass \
+    alice@localhost/boshbot "over bosh" >"$tmp/send3.out" 2>&1; rc=$?
+  check "echobot over $bosh echoes sendecho's text" \
+    test "$rc" = 0 -a -n "$(grep 'echo from alice@localhost/boshbot: over bosh' "$tmp/send3.out")"
+  kill -TERM "$bot"
+  for i in $(seq 100); do kill -0 "$bot" 2>/dev/null || break; sleep 0.1; done
+  wait "$bot"; rc=$?
+  bot=
+  check "echobot over $bosh: SIGTERM, graceful terminate, exit 0" \
+    test "$rc" = 0 -a -n "$(grep 'DISCONNECTED' "$tmp/bosh.out")"
+done
+
 # echobot over direct TLS (xmpps://, verified with --cafile), answering sendecho on STARTTLS
 "$echobot" --cafile "$dir/certs/localhost.crt" "xmpps://127.0.0.1:$((base + 1))" \
   alice@localhost/tlsbot alicepass >"$tmp/tlsbot.out" 2>&1 &

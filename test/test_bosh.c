@@ -1,0 +1,654 @@
+/*
+ * BOSH without a real server: the sans-I/O HTTP reader and body builder
+ * against byte vectors (every split point), then the transport against a
+ * scripted HTTP server (test/fakehttp.c) for what a real server will not do
+ * on demand: split and chunked responses, error statuses, garbage, a
+ * response that never comes, a reset, a foreign namespace, a terminate.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../transports/bosh_http.h"
+#include "client.h"
+#include "fakehttp.h"
+#include "tap.h"
+#include "uvxmpp.h"
+
+/* ---- sans-I/O ---- */
+
+/* Feeds `resp` split at `cut` (0: whole) and returns the reader's verdict. */
+static int feed_split(bosh_http_reader_t *r, const char *resp, size_t cut, size_t *used_total)
+{
+    size_t len = strlen(resp), used = 0;
+    int rc = 0;
+    *used_total = 0;
+    if (cut > 0 && cut < len) {
+        rc = bosh_http_reader_feed(r, resp, cut, &used);
+        *used_total += used;
+        if (rc != 0)
+            return rc;
+        rc = bosh_http_reader_feed(r, resp + cut, len - cut, &used);
+    } else {
+        rc = bosh_http_reader_feed(r, resp, len, &used);
+    }
+    *used_total += used;
+    return rc;
+}
+
+static void test_reader_every_split(void)
+{
+    static const char *const responses[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n<body></body>",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<body\r\n"
+        "8\r\n></body>\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = strlen(responses[i]);
+        for (size_t cut = 0; cut < len; cut++) {
+            bosh_http_reader_t r;
+            memset(&r, 0, sizeof(r));
+            bosh_http_reader_init(&r, 1024);
+            size_t used;
+            int rc = feed_split(&r, responses[i], cut, &used);
+            CHECK_INT(rc, 1);
+            CHECK_INT(r.status, 200);
+            CHECK_INT(r.keep_alive, 1);
+            CHECK_INT(used, i == 0 ? len - 1 : len); /* one byte too many in the first */
+            CHECK(r.body.len == (i == 0 ? 12u : 13u));
+            bosh_http_reader_free(&r);
+        }
+    }
+}
+
+static void test_reader_eof_body_and_errors(void)
+{
+    bosh_http_reader_t r;
+    size_t used;
+    memset(&r, 0, sizeof(r));
+    bosh_http_reader_init(&r, 1024);
+    CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<body/>", 0, &used), 0);
+    CHECK_INT(bosh_http_reader_eof(&r), 1);
+    CHECK_STR(r.body.data, "<body/>");
+    CHECK_INT(r.keep_alive, 0);
+
+    bosh_http_reader_next(&r);
+    CHECK_INT(feed_split(&r, "HTTP/1.1 abc\r\n", 0, &used), UVX_EPARSE);
+    bosh_http_reader_next(&r);
+    CHECK(!bosh_http_reader_started(&r));
+    CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort", 0, &used), 0);
+    CHECK(bosh_http_reader_started(&r));
+    CHECK_INT(bosh_http_reader_eof(&r), UVX_EPARSE); /* cut short */
+    bosh_http_reader_free(&r);
+
+    bosh_http_reader_init(&r, 4);
+    CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n<body/>", 0, &used),
+              UVX_ETOOBIG);
+    bosh_http_reader_next(&r);
+    CHECK_INT(feed_split(&r, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 0, &used), 1);
+    CHECK_INT(r.status, 404);
+    bosh_http_reader_free(&r);
+}
+
+static void test_body_and_request_bytes(void)
+{
+    buf_t b = BUF_INIT;
+    bosh_body_params_t p;
+    memset(&p, 0, sizeof(p));
+    p.rid = 42;
+    p.to = "localhost";
+    p.wait = 60;
+    p.hold = 1;
+    p.route = "xmpp:x:5222";
+    CHECK_INT(bosh_body_build(&b, &p, NULL, 0), 0);
+    CHECK_STR(b.data, "<body rid='42' to='localhost' xml:lang='en' wait='60' hold='1' "
+                      "content='text/xml; charset=utf-8' ver='1.6' xmpp:version='1.0' "
+                      "route='xmpp:x:5222' xmlns='http://jabber.org/protocol/httpbind' "
+                      "xmlns:xmpp='urn:xmpp:xbosh'/>");
+    buf_reset(&b);
+    p.sid = "s&1";
+    p.restart = 1;
+    CHECK_INT(bosh_body_build(&b, &p, NULL, 0), 0);
+    CHECK_STR(b.data, "<body rid='42' sid='s&amp;1' to='localhost' xml:lang='en' "
+                      "xmpp:restart='true' xmlns='http://jabber.org/protocol/httpbind' "
+                      "xmlns:xmpp='urn:xmpp:xbosh'/>");
+    buf_reset(&b);
+    p.restart = 0;
+    p.terminate = 1;
+    CHECK_INT(bosh_body_build(&b, &p, "<presence/>", 11), 0);
+    CHECK_STR(b.data, "<body rid='42' sid='s&amp;1' type='terminate' "
+                      "xmlns='http://jabber.org/protocol/httpbind'><presence/></body>");
+    buf_reset(&b);
+    char *headers[] = {"X-A: 1", NULL};
+    bosh_http_target_t t = {"::1", 5280, 0, "/http-bind", NULL, "a=b; c=d", headers};
+    CHECK_INT(bosh_http_request(&b, &t, "<body/>", 7), 0);
+    CHECK_STR(b.data, "POST /http-bind HTTP/1.1\r\nHost: [::1]:5280\r\n"
+                      "Content-Type: text/xml; charset=utf-8\r\nContent-Length: 7\r\n"
+                      "Cookie: a=b; c=d\r\nX-A: 1\r\n\r\n<body/>");
+    buf_free(&b);
+    CHECK_INT(bosh_timeout_ms(60), 66000);
+    CHECK_INT(bosh_secondary_timeout_ms(60), 6000);
+    CHECK_INT(bosh_backoff_ms(60, 1), 0);
+    CHECK_INT(bosh_backoff_ms(60, 2), 8000);
+    CHECK_INT(bosh_backoff_ms(60, 5), 66000);
+    CHECK_INT(bosh_backoff_ms(1, 3), 1000);
+    for (int i = 0; i < 100; i++) {
+        uint64_t rid = bosh_random_rid();
+        CHECK(rid > 0 && rid < ((uint64_t)1 << 52));
+    }
+}
+
+/* ---- against the scripted server ---- */
+
+typedef struct henv {
+    uv_loop_t loop;
+    uvx_ctx_t *ctx;
+    fakehttp_t *fh;
+    tclient_t c;
+    char service[96];
+    int proto_errors;
+    int last_proto_status;
+    int messages;
+} henv_t;
+
+static void on_proto_error(uvx_conn_t *conn, int status, void *ud)
+{
+    henv_t *e = ud;
+    (void)conn;
+    e->proto_errors++;
+    e->last_proto_status = status;
+}
+
+static int on_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
+{
+    henv_t *e = ud;
+    (void)conn;
+    (void)msg;
+    e->messages++;
+    return 1;
+}
+
+static void henv_options(uvx_conn_options_t *o)
+{
+    uvx_conn_options_init(o);
+    o->allow_plain = 1;
+}
+
+/* Starts the scripted server and a client for it; no connect yet. */
+static int henv_init(henv_t *e, const fakehttp_step_t *steps, const uvx_conn_options_t *opts)
+{
+    int port = 0;
+    uvx_conn_options_t o;
+    memset(e, 0, sizeof(*e));
+    uv_loop_init(&e->loop);
+    e->ctx = uvx_ctx_new(&e->loop);
+    e->fh = fakehttp_start(&e->loop, steps, &port);
+    CHECK(e->fh != NULL);
+    if (e->fh == NULL)
+        return 0;
+    snprintf(e->service, sizeof(e->service), "http://127.0.0.1:%d/http-bind", port);
+    if (opts == NULL) {
+        henv_options(&o);
+        opts = &o;
+    }
+    CHECK_INT(tclient_init(&e->c, e->ctx, e->service, opts), 0);
+    uvx_add_protocol_error_handler(e->c.conn, "HTTP", 404, on_proto_error, e);
+    uvx_add_protocol_error_handler(e->c.conn, "HTTP", 500, on_proto_error, e);
+    uvx_add_protocol_error_handler(e->c.conn, "HTTP", 0, on_proto_error, e);
+    return 1;
+}
+
+static void status_recorder(uvx_conn_t *conn, int status, const char *cond, uvx_stanza_t *el,
+                            void *ud);
+
+/* uvx_connect with a BOSH wait, recording statuses in e->c. */
+static void henv_connect_wait(henv_t *e, unsigned wait)
+{
+    uvx_connect_args_t args;
+    memset(&args, 0, sizeof(args));
+    args.wait = wait;
+    CHECK_INT(uvx_connect(e->c.conn, "alice@localhost", "alicepass", status_recorder, &e->c, &args),
+              0);
+}
+
+static void henv_done(henv_t *e)
+{
+    tclient_close(&e->c, &e->loop);
+    fakehttp_stop(e->fh);
+    for (int i = 0; i < 10; i++)
+        uv_run(&e->loop, UV_RUN_NOWAIT);
+    CHECK_INT(uvx_ctx_free(e->ctx), 0);
+    CHECK_INT(loop_finish(&e->loop), 0);
+}
+
+#define STEP_CREATE(flags)                                                                         \
+    {                                                                                              \
+        "ver='1.6'", 200, FAKEHTTP_CREATED, NULL, flags                                            \
+    }
+#define STEP_AUTH(flags)                                                                           \
+    {                                                                                              \
+        "<auth", 200, FAKEHTTP_SUCCESS, NULL, flags                                                \
+    }
+#define STEP_RESTART(flags)                                                                        \
+    {                                                                                              \
+        "xmpp:restart='true'", 200, FAKEHTTP_BIND_FEATURES, NULL, flags                            \
+    }
+#define STEP_BIND(flags)                                                                           \
+    {                                                                                              \
+        "_bind_auth_2", 200, FAKEHTTP_BOUND, NULL, flags                                           \
+    }
+#define STEP_TERMINATE                                                                             \
+    {                                                                                              \
+        "type='terminate'", 200, FAKEHTTP_BODY_OPEN("type='terminate'", ""), NULL, 0               \
+    }
+#define STEP_END                                                                                   \
+    {                                                                                              \
+        NULL, 0, NULL, NULL, 0                                                                     \
+    }
+
+/* Logs in through `steps` and checks the requests a login makes. */
+static void login_with(unsigned flags)
+{
+    static fakehttp_step_t steps[6];
+    fakehttp_step_t s[] = {STEP_CREATE(flags), STEP_AUTH(flags), STEP_RESTART(flags),
+                           STEP_BIND(flags),   STEP_TERMINATE,   STEP_END};
+    memcpy(steps, s, sizeof(s));
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
+    CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/fake");
+    CHECK_STR(uvx_conn_stream_id(e.c.conn), "fake-authid");
+    const char *create = fakehttp_request(e.fh, 0);
+    CHECK(create && strstr(create, "POST /http-bind HTTP/1.1\r\n"));
+    CHECK(create && strstr(create, "to='localhost'") && strstr(create, "wait='60'") &&
+          strstr(create, "hold='1'") && strstr(create, "xmpp:version='1.0'") &&
+          !strstr(create, "sid="));
+    unsigned long long rid = fakehttp_request_rid(e.fh, 0);
+    CHECK(rid > 0);
+    for (int i = 1; i < 4; i++) {
+        CHECK_INT(fakehttp_request_rid(e.fh, i), rid + (unsigned long long)i);
+        CHECK(strstr(fakehttp_request(e.fh, i), "sid='fake-sid'") != NULL);
+    }
+    /* one request waits at the server once connected */
+    run_for(&e.loop, 50);
+    CHECK_INT(fakehttp_request_count(e.fh), 5);
+    CHECK_INT(fakehttp_request_rid(e.fh, 4), rid + 4);
+    /* sequential requests share a keep-alive connection */
+    if (!(flags & (FAKEHTTP_CLOSE | FAKEHTTP_EOF_BODY)))
+        CHECK_INT(fakehttp_request_conn(e.fh, 3), fakehttp_request_conn(e.fh, 0));
+    CHECK_INT(uvx_disconnect(e.c.conn, NULL), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK(!tclient_saw(&e.c, UVX_STATUS_CONNTIMEOUT));
+    const char *term = fakehttp_request(e.fh, fakehttp_request_count(e.fh) - 1);
+    CHECK(term && strstr(term, "type='terminate'") &&
+          strstr(term, "<presence type='unavailable' xmlns='jabber:client'/>"));
+    CHECK(fakehttp_connections(e.fh) <= 2 || (flags & (FAKEHTTP_CLOSE | FAKEHTTP_EOF_BODY)));
+    henv_done(&e);
+}
+
+static void test_login(void)
+{
+    login_with(0);
+}
+
+static void test_login_split_every_byte(void)
+{
+    login_with(FAKEHTTP_SPLIT);
+}
+
+static void test_login_chunked(void)
+{
+    login_with(FAKEHTTP_CHUNKED);
+}
+
+static void test_login_connection_close(void)
+{
+    login_with(FAKEHTTP_CLOSE);
+}
+
+static void test_login_eof_delimited(void)
+{
+    login_with(FAKEHTTP_EOF_BODY | FAKEHTTP_SPLIT);
+}
+
+static void test_404_disconnects(void)
+{
+    static const fakehttp_step_t steps[] = {{"ver='1.6'", 404, "nope", NULL, 0}, STEP_END};
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "http-404");
+    CHECK(tclient_saw(&e.c, UVX_STATUS_DISCONNECTING));
+    CHECK_INT(e.proto_errors, 1);
+    CHECK_INT(e.last_proto_status, 404);
+    henv_done(&e);
+}
+
+/* Steps of a login whose <auth/> request fails once as `failure` says. */
+static void auth_fails_once(fakehttp_step_t failure, int expect_proto_status)
+{
+    static fakehttp_step_t steps[7];
+    fakehttp_step_t s[] = {STEP_CREATE(0),  failure,      STEP_AUTH(0),
+                           STEP_RESTART(0), STEP_BIND(0), STEP_END};
+    memcpy(steps, s, sizeof(s));
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
+    /* requests: create, auth, auth again (same rid), restart, bind */
+    CHECK_INT(fakehttp_request_rid(e.fh, 2), fakehttp_request_rid(e.fh, 1));
+    CHECK(strstr(fakehttp_request(e.fh, 2), "<auth") != NULL);
+    CHECK_INT(fakehttp_request_rid(e.fh, 3), fakehttp_request_rid(e.fh, 1) + 1);
+    if (expect_proto_status >= 0) {
+        CHECK_INT(e.proto_errors, 1);
+        CHECK_INT(e.last_proto_status, expect_proto_status);
+    }
+    henv_done(&e);
+}
+
+static void test_500_retried(void)
+{
+    fakehttp_step_t f = {"<auth", 500, "oops", NULL, 0};
+    auth_fails_once(f, 500);
+}
+
+static void test_garbage_status_retried(void)
+{
+    fakehttp_step_t f = {"<auth", 0, NULL, "HTTP/1.1 abc\r\n\r\n", 0};
+    auth_fails_once(f, 0);
+}
+
+static void test_reset_retried(void)
+{
+    fakehttp_step_t f = {"<auth", 0, NULL, NULL, FAKEHTTP_CLOSE};
+    auth_fails_once(f, 0);
+}
+
+static void test_slow_response_resent(void)
+{
+    /* the session request is never answered: after 1.1 x wait (wait=1) it
+     * goes again with the same rid, on a new connection */
+    static const fakehttp_step_t steps[] = {{"ver='1.6'", 0, NULL, NULL, 0},
+                                            STEP_CREATE(0),
+                                            STEP_AUTH(0),
+                                            STEP_RESTART(0),
+                                            STEP_BIND(0),
+                                            STEP_END};
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    henv_connect_wait(&e, 1);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
+    CHECK_INT(fakehttp_request_rid(e.fh, 1), fakehttp_request_rid(e.fh, 0));
+    CHECK(strstr(fakehttp_request(e.fh, 1), "ver='1.6'") != NULL);
+    CHECK(fakehttp_request_conn(e.fh, 1) != fakehttp_request_conn(e.fh, 0));
+    henv_done(&e);
+}
+
+static void test_giving_up(void)
+{
+    static const fakehttp_step_t steps[] = {{"rid=", 500, "x", NULL, 0},
+                                            {"rid=", 500, "x", NULL, 0},
+                                            {"rid=", 500, "x", NULL, 0},
+                                            {"rid=", 500, "x", NULL, 0},
+                                            {"rid=", 500, "x", NULL, 0},
+                                            {"rid=", 500, "x", NULL, 0},
+                                            STEP_END};
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    henv_connect_wait(&e, 1); /* back-off capped at 1 s */
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 20000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "giving-up");
+    CHECK_INT(fakehttp_request_count(e.fh), 5); /* the 5th error is one too many */
+    CHECK_INT(e.proto_errors, 5);
+    henv_done(&e);
+}
+
+static void status_recorder(uvx_conn_t *conn, int status, const char *cond, uvx_stanza_t *el,
+                            void *ud)
+{
+    tclient_t *c = ud;
+    (void)conn;
+    (void)el;
+    if (c->nstatus < TCLIENT_MAX_STATUS) {
+        c->status[c->nstatus] = status;
+        snprintf(c->condition[c->nstatus], sizeof(c->condition[0]), "%s", cond ? cond : "");
+        c->nstatus++;
+    }
+    if (status == UVX_STATUS_CONNECTED || status == UVX_STATUS_ATTACHED)
+        c->connected = 1;
+    if (status == UVX_STATUS_DISCONNECTED)
+        c->disconnected = 1;
+}
+
+static void test_bad_namespace(void)
+{
+    static const fakehttp_step_t steps[] = {
+        {"ver='1.6'", 200, "<body xmlns='urn:not-bosh' sid='x'/>", NULL, 0}, STEP_END};
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "invalid-namespace");
+    CHECK(!e.c.connected);
+    henv_done(&e);
+}
+
+static void test_terminate_with_condition(void)
+{
+    static const fakehttp_step_t steps[] = {
+        {"ver='1.6'", 200,
+         "<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' "
+         "condition='host-unknown'/>",
+         NULL, 0},
+        STEP_END};
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "host-unknown");
+    henv_done(&e);
+}
+
+static void test_terminate_conflict_when_connected(void)
+{
+    static const fakehttp_step_t steps[] = {
+        STEP_CREATE(0),
+        STEP_AUTH(0),
+        STEP_RESTART(0),
+        STEP_BIND(0),
+        {"rid=", 200,
+         FAKEHTTP_BODY_OPEN("type='terminate' condition='remote-stream-error'",
+                            "<stream:error><conflict "
+                            "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
+         NULL, 0},
+        STEP_END};
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK(e.c.connected);
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "conflict");
+    henv_done(&e);
+}
+
+/* Stanzas sent while paused leave in one request on resume; options reach
+ * the request headers; the hooks see what they should. */
+static int bodies_out, bodies_in;
+static uint64_t last_valid_rid;
+
+static void body_out_hook(uvx_conn_t *conn, const uvx_stanza_t *s, void *ud)
+{
+    (void)conn;
+    (void)ud;
+    if (strcmp(uvx_stanza_name(s), "body") == 0)
+        bodies_out++;
+}
+
+static void body_in_hook(uvx_conn_t *conn, const uvx_stanza_t *s, void *ud)
+{
+    (void)conn;
+    (void)ud;
+    if (strcmp(uvx_stanza_name(s), "body") == 0)
+        bodies_in++;
+}
+
+static void rid_hook(uvx_conn_t *conn, uint64_t rid, void *ud)
+{
+    (void)conn;
+    (void)ud;
+    last_valid_rid = rid;
+}
+
+static void test_pause_batching_and_options(void)
+{
+    static const fakehttp_step_t steps[] = {
+        STEP_CREATE(0),
+        STEP_AUTH(0),
+        STEP_RESTART(0),
+        STEP_BIND(0),
+        /* the batch answers with a message (and releases nothing else) */
+        {"id='m4'", 200,
+         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
+                                "<body>hi</body></message>"),
+         NULL, 0},
+        STEP_END};
+    const char *headers[] = {"X-Test: yes", NULL};
+    const char *cookies[] = {"a=1", "b=2", NULL};
+    uvx_conn_options_t o;
+    henv_options(&o);
+    o.http_headers = headers;
+    o.bosh_cookies = cookies;
+    o.bosh_content_type = "text/xml";
+    henv_t e;
+    if (!henv_init(&e, steps, &o))
+        return;
+    bodies_in = bodies_out = 0;
+    uvx_bosh_set_body_hooks(e.c.conn, body_in_hook, body_out_hook, NULL);
+    uvx_bosh_set_rid_hook(e.c.conn, rid_hook, NULL);
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
+    uvx_add_handler(e.c.conn, on_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    run_for(&e.loop, 20); /* the empty poll goes out */
+    int before = fakehttp_request_count(e.fh);
+    uvx_pause(e.c.conn);
+    for (int i = 0; i < 5; i++) {
+        uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost' id='m%d'><body>x</body>"
+                                         "</message>",
+                                         i);
+        CHECK_INT(uvx_send(e.c.conn, m), 0);
+        uvx_stanza_unref(m);
+    }
+    run_for(&e.loop, 50);
+    CHECK_INT(fakehttp_request_count(e.fh), before); /* held */
+    uvx_resume(e.c.conn);
+    CHECK(run_until(&e.loop, &e.messages, 1, 5000));
+    /* the batch; the first poll is still held, so no new one */
+    CHECK_INT(fakehttp_request_count(e.fh), before + 1);
+    const char *batch = fakehttp_request(e.fh, before);
+    CHECK(batch && strstr(batch, "id='m0'") && strstr(batch, "id='m4'"));
+    CHECK(batch && strstr(batch, "<message xmlns='jabber:client' to='bob@localhost' id='m0'>"));
+    CHECK(batch && strstr(batch, "\r\nX-Test: yes\r\n") &&
+          strstr(batch, "\r\nCookie: a=1; b=2\r\n") &&
+          strstr(batch, "\r\nContent-Type: text/xml\r\n"));
+    CHECK(bodies_out >= 6);
+    CHECK(bodies_in >= 5);
+    CHECK_INT(last_valid_rid, fakehttp_request_rid(e.fh, before) + 1);
+    henv_done(&e);
+}
+
+static void test_attach_and_restore(void)
+{
+    static const fakehttp_step_t steps[] = {
+        {"rid='1000'", 200,
+         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
+                                "<body>held for you</body></message>"),
+         NULL, 0},
+        STEP_END};
+    char path[] = "/tmp/uvx-bosh-session-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    unlink(path);
+    uvx_conn_options_t o;
+    henv_options(&o);
+    o.bosh_keepalive = 1;
+    o.bosh_session_file = path;
+    henv_t e;
+    if (!henv_init(&e, steps, &o))
+        return;
+    /* misuse first */
+    uvx_conn_t *tcp = NULL;
+    tclient_t rec;
+    memset(&rec, 0, sizeof(rec));
+    CHECK_INT(uvx_conn_new(e.ctx, "tcp://127.0.0.1:1", NULL, &tcp), 0);
+    CHECK_INT(uvx_attach(tcp, "alice@localhost/r", "sid", 5, status_recorder, &rec, 0, 0, 0),
+              UVX_ENOTSUP);
+    CHECK_INT(rec.status[0], UVX_STATUS_ATTACHFAIL);
+    uvx_conn_close(tcp, NULL);
+    CHECK_INT(uvx_restore(e.c.conn, NULL, status_recorder, &e.c), UVX_ENOTFOUND);
+    CHECK_INT(uvx_attach(e.c.conn, "alice@localhost/r", "", 5, status_recorder, &e.c, 0, 0, 0),
+              UVX_EINVAL);
+    CHECK_INT(uvx_attach(e.c.conn, "@bad", "sid", 5, status_recorder, &e.c, 0, 0, 0), UVX_EINVAL);
+    memset(&e.c.status, 0, sizeof(e.c.status));
+    e.c.nstatus = 0;
+    /* the real thing */
+    CHECK_INT(
+        uvx_attach(e.c.conn, "alice@localhost/r", "prebound", 1000, status_recorder, &e.c, 0, 0, 0),
+        0);
+    CHECK_INT(e.c.status[0], UVX_STATUS_ATTACHED);
+    CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/r");
+    uvx_add_handler(e.c.conn, on_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    CHECK(run_until(&e.loop, &e.messages, 1, 5000));
+    CHECK(strstr(fakehttp_request(e.fh, 0), "sid='prebound'") != NULL);
+    run_for(&e.loop, 20);
+    /* the next poll took rid 1001; the cache says 1002 is next */
+    CHECK_INT(fakehttp_request_rid(e.fh, 1), 1001);
+    tclient_close(&e.c, &e.loop); /* no terminate: the session lives on */
+    /* a new connection takes the cached session over */
+    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
+    CHECK_INT(uvx_restore(e.c.conn, "bob@localhost", status_recorder, &e.c), UVX_ENOTFOUND);
+    CHECK_INT(uvx_restore(e.c.conn, "alice@localhost", status_recorder, &e.c), 0);
+    CHECK(tclient_saw(&e.c, UVX_STATUS_ATTACHED));
+    run_for(&e.loop, 20);
+    int n = fakehttp_request_count(e.fh);
+    CHECK(n >= 3);
+    CHECK_INT(fakehttp_request_rid(e.fh, n - 1), 1002);
+    CHECK(strstr(fakehttp_request(e.fh, n - 1), "sid='prebound'") != NULL);
+    henv_done(&e);
+    unlink(path);
+}
+
+int main(void)
+{
+    tap_run("reader: every split, Content-Length and chunked", test_reader_every_split);
+    tap_run("reader: EOF-delimited body, garbage, short, too big", test_reader_eof_body_and_errors);
+    tap_run("body and request bytes, Strophe's timing", test_body_and_request_bytes);
+    tap_run("login, rids, keep-alive reuse, terminate", test_login);
+    tap_run("login with responses split at every byte", test_login_split_every_byte);
+    tap_run("login with chunked responses", test_login_chunked);
+    tap_run("login with Connection: close after each response", test_login_connection_close);
+    tap_run("login with EOF-delimited responses", test_login_eof_delimited);
+    tap_run("HTTP 404: CONNFAIL, DISCONNECTING, handler", test_404_disconnects);
+    tap_run("HTTP 500: resent with the same rid, handler", test_500_retried);
+    tap_run("garbage status: resent with the same rid", test_garbage_status_retried);
+    tap_run("connection reset: resent with the same rid", test_reset_retried);
+    tap_run("no answer within 1.1 x wait: resent with the same rid", test_slow_response_resent);
+    tap_run("too many errors: giving up", test_giving_up);
+    tap_run("a body in a foreign namespace: invalid-namespace", test_bad_namespace);
+    tap_run("terminate with a condition: CONNFAIL with it", test_terminate_with_condition);
+    tap_run("terminate remote-stream-error + conflict", test_terminate_conflict_when_connected);
+    tap_run("pause/resume: one request; headers, cookies, hooks", test_pause_batching_and_options);
+    tap_run("attach, keepalive cache, restore", test_attach_and_restore);
+    return tap_done();
+}
