@@ -21,7 +21,8 @@ static void neg_fail(uvx_conn_t *conn, int status, const char *condition, uvx_st
     conn_change_status(conn, status, condition, elem);
     if (conn->state < ST_CLOSING) {
         /* Close our side of the stream politely before the socket goes. */
-        conn_queue_raw(conn, "</stream:stream>", 16);
+        conn->paused = 0;
+        conn->tp->close_stream(conn);
         conn_flush_now(conn);
     }
     conn_do_disconnect(conn, condition);

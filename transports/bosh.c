@@ -890,21 +890,11 @@ static int bosh_open_stream(uvx_conn_t *conn)
     return 0;
 }
 
-static const char stream_close_tag[] = "</stream:stream>";
-
 /* Moves the core's queue into the next <body/> and sends what can go. */
 static int bosh_take_queue(uvx_conn_t *conn)
 {
     bosh_transport_t *t = bosh_of(conn);
     size_t len = conn->outq.len;
-    size_t tag = sizeof(stream_close_tag) - 1;
-    /* the core's RFC 6120 stream close (after a negotiation failure) means
-     * terminate here, and is no XML inside a <body/> */
-    if (len >= tag && memcmp(conn->outq.data + len - tag, stream_close_tag, tag) == 0) {
-        len -= tag;
-        if (!t->terminate_sent)
-            t->terminate_wanted = 1;
-    }
     if (len && buf_append(&t->pending, conn->outq.data, len) != 0)
         return UVX_ENOMEM;
     buf_reset(&conn->outq);
