@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ void cli_signals_start(uv_loop_t *loop, void (*on_signal)(void *ud), void *ud)
     uv_signal_init(loop, &sig_term);
     uv_signal_start(&sig_int, cli_on_signal, SIGINT);
     uv_signal_start(&sig_term, cli_on_signal, SIGTERM);
+    signal(SIGPIPE, SIG_IGN); /* a write to a socket the server just closed */
     uv_unref((uv_handle_t *)&sig_int);
     uv_unref((uv_handle_t *)&sig_term);
 }

@@ -384,7 +384,11 @@ char *uvx_jid_unescape_node(const char *node);
 
 /* A context holds what all connections on one libuv loop share (the read
  * buffer, the end-of-iteration flush hook, plugins). One per loop and per
- * thread; no global state, so N threads may each run their own loop. */
+ * thread; no global state, so N threads may each run their own loop.
+ * As in any libuv program, the application should ignore SIGPIPE
+ * (signal(SIGPIPE, SIG_IGN)): a write to a socket the server has just
+ * closed raises it, and the library does not change process-wide signal
+ * dispositions. */
 typedef struct uvx_ctx uvx_ctx_t;
 
 /* A new context on the caller's loop. NULL when out of memory. */
@@ -432,7 +436,18 @@ const char *uvx_status_name(int status);
  *    "x-uvx-parsererror: <cond>" (our parser rejected the server's XML;
  *    <cond> is the RFC 6120 condition we sent back), "connection-refused" /
  *    "host-unresolved" / "connection-timeout" / "connection-lost"
- *    (network), "out-of-memory".
+ *    (network), "out-of-memory";
+ *  - WebSocket: "websocket-bad-accept", "websocket-no-subprotocol",
+ *    "websocket-bad-response", "websocket-http-NNN" (the upgrade failed);
+ *    "websocket-<close code name>" ("websocket-normal-closure",
+ *    "-going-away", "-protocol-error", "-unsupported-data",
+ *    "-invalid-payload", "-policy-violation", "-message-too-big", ...) or
+ *    "websocket-close-NNNN" when a close frame ends the connection (ours
+ *    too: a masked or binary frame, bad UTF-8, a message over
+ *    max_stanza_size); "unsupported-version" (an <open/> without version
+ *    1.0), "ping-timeout", "redirect-refused" (wss to ws),
+ *    "redirect-invalid"; REDIRECT carries the new URI;
+ *  - BOSH: see the BOSH section at the end.
  * `elem` (borrowed, may be NULL) is the stanza that caused the change. */
 typedef void (*uvx_status_cb)(uvx_conn_t *conn, int status, const char *condition,
                               uvx_stanza_t *elem, void *ud);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "conn.h"
 #include "sock.h"
@@ -97,11 +98,12 @@ static void sock_send_close_notify(sock_t *s)
     if (s->tcp == NULL || s->tls == NULL || !tls_session_established(s->tls) || s->writing ||
         tls_session_close_notify(s->tls) != 0)
         return;
-    /* best effort: the alert goes if the socket takes it at once */
+    /* Best effort: the alert goes if the socket takes it at once. The
+     * peer has often hung up already, so no SIGPIPE for this one. */
     buf_t *out = tls_session_out(s->tls);
-    uv_buf_t b = uv_buf_init(out->data, (unsigned)out->len);
-    if (out->len)
-        uv_try_write((uv_stream_t *)s->tcp, &b, 1);
+    uv_os_fd_t fd;
+    if (out->len && uv_fileno((uv_handle_t *)s->tcp, &fd) == 0)
+        (void)!send(fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
     buf_reset(out);
 }
 

@@ -61,4 +61,11 @@ extern const transport_vtable_t transport_tcp;
 extern const transport_vtable_t transport_websocket;
 extern const transport_vtable_t transport_bosh;
 
+/* Test and fuzzing seam (transports/websocket.c): runs `conn` (ws:// or
+ * wss://, uvx_connect() called, its socket not yet connected) as if the
+ * socket had connected and sent the upgrade request with Sec-WebSocket-Key
+ * `key`, then feeds `data` in pieces of `chunk` bytes (0: at once) through
+ * the read path. The real socket is dropped; writes stay buffered. */
+void ws_debug_feed(uvx_conn_t *conn, const char *key, const char *data, size_t len, size_t chunk);
+
 #endif

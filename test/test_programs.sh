@@ -76,6 +76,22 @@ bot=
 check "SIGTERM: graceful disconnect, exit 0" \
   test "$rc" = 0 -a -n "$(grep 'DISCONNECTED' "$tmp/bot.out")"
 
+# the same bot over WebSocket (RFC 7395) on Prosody's HTTP port, answering a TCP client
+"$echobot" --allow-plain "ws://127.0.0.1:$((base + 2))/xmpp-websocket" alice@localhost/wsbot alicepass \
+  >"$tmp/wsbot.out" 2>&1 &
+bot=$!
+for i in $(seq 100); do grep -q '^bound:' "$tmp/wsbot.out" && break; sleep 0.1; done
+timeout 20 "$sendecho" --cafile "$dir/certs/localhost.crt" "$service" bob@localhost bobpass alice@localhost/wsbot \
+  "over websocket" >"$tmp/send3.out" 2>&1; rc=$?
+check "echobot over ws:// echoes sendecho's text" \
+  test "$rc" = 0 -a -n "$(grep 'echo from alice@localhost/wsbot: over websocket' "$tmp/send3.out")"
+kill -TERM "$bot"
+for i in $(seq 100); do kill -0 "$bot" 2>/dev/null || break; sleep 0.1; done
+wait "$bot"; rc=$?
+bot=
+check "echobot over ws://: SIGTERM, graceful disconnect, exit 0" \
+  test "$rc" = 0 -a -n "$(grep 'DISCONNECTED' "$tmp/wsbot.out")"
+
 # echobot over BOSH (http:// and https:// /http-bind), answering sendecho on TCP;
 # plain http carries the login in the clear, so it needs --allow-plain
 for bosh in "http://127.0.0.1:$((base + 2))/http-bind" "https://localhost:$((base + 3))/http-bind"; do
