@@ -11,7 +11,11 @@
 static int external_test(const sasl_session_t *s)
 {
     (void)s;
-    return 1; /* the server offers it only when it has a certificate to use */
+    /* Always a candidate: the identity may come from outside the library's
+     * sight. Servers offer it even to a client without a certificate
+     * (ejabberd with tls_verify does), but at priority 10 it runs only
+     * when nothing else fits or the caller's `mechanisms` asks for it. */
+    return 1;
 }
 
 static int external_start(sasl_session_t *s, buf_t *out, int *has_response)

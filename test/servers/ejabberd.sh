@@ -13,6 +13,10 @@
 #
 # The pid printed and kept in DIR/server.pid is beam.smp's (the VM), never
 # the ejabberdctl wrapper's: killing the wrapper would orphan the VM.
+#
+# Opt-in: UVX_EJABBERD_CLIENT_CA=/path/ca.crt makes the c2s listeners (BASE
+# and BASE+1) ask for a client certificate, check it against that CA
+# (tls_verify, cafile) and offer SASL EXTERNAL (XEP-0178). Unset: no change.
 # shellcheck source-path=SCRIPTDIR
 set -u
 SERVER_KIND=ejabberd
@@ -95,6 +99,10 @@ max_fsm_queue: 1000000         # bulk message tests must not overflow c2s queues
 registration_timeout: infinity # in-band registration tests register many times
 listen:
 EOF
+        if [ -n "${UVX_EJABBERD_CLIENT_CA:-}" ]; then
+            [ -r "$UVX_EJABBERD_CLIENT_CA" ] || die "cannot read $UVX_EJABBERD_CLIENT_CA"
+            c2s_opts+=("tls_verify: true" "cafile: \"$UVX_EJABBERD_CLIENT_CA\"")
+        fi
         listener "$base" "${c2s_opts[@]}" "starttls: true" "starttls_required: false"
         listener $((base + 1)) "${c2s_opts[@]}" "tls: true"
         listener $((base + 2)) "module: ejabberd_http" "${http_handlers[@]}"
