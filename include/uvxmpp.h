@@ -444,9 +444,19 @@ const char *uvx_status_name(int status);
  *    "-invalid-payload", "-policy-violation", "-message-too-big", ...) or
  *    "websocket-close-NNNN" when a close frame ends the connection (ours
  *    too: a masked or binary frame, bad UTF-8, a message over
- *    max_stanza_size); "unsupported-version" (an <open/> without version
- *    1.0), "ping-timeout", "redirect-refused" (wss to ws),
- *    "redirect-invalid"; REDIRECT carries the new URI;
+ *    max_stanza_size); "websocket-bad-framing" (a text message that was
+ *    not exactly one whole element, RFC 7395 §3.3.3: we close with 1007);
+ *    "unsupported-version" (an <open/> without version 1.0),
+ *    "ping-timeout", "redirect-refused" (wss to ws), "redirect-invalid";
+ *    REDIRECT carries the new URI. A redirect (<close see-other-uri/>,
+ *    before or after CONNECTED) starts a new session at the new URI:
+ *    REDIRECT, then CONNECTING, AUTHENTICATING, CONNECTED, with no
+ *    DISCONNECTED in between. As on DISCONNECTED (and as Strophe's reset()
+ *    on a redirect), handlers and timed handlers are dropped first and
+ *    pending IQs get errb(NULL), so add handlers again on CONNECTED;
+ *    sending fails (UVX_ESTATE) while the new connection is being made.
+ *    A redirect answering our own <close/> (uvx_disconnect()) is not
+ *    followed;
  *  - BOSH: see the BOSH section at the end.
  * `elem` (borrowed, may be NULL) is the stanza that caused the change. */
 typedef void (*uvx_status_cb)(uvx_conn_t *conn, int status, const char *condition,

@@ -610,6 +610,16 @@ static void conn_on_login_timeout(uv_timer_t *t)
     conn_do_disconnect(conn, "login-timeout");
 }
 
+int conn_arm_login_timer(uvx_conn_t *conn)
+{
+    if (conn->login_timer != NULL)
+        return 0; /* the deadline already runs */
+    if ((conn->login_timer = conn_timer_new(conn)) == NULL)
+        return UVX_ENOMEM;
+    uv_timer_start(conn->login_timer, conn_on_login_timeout, conn->login_timeout_ms, 0);
+    return 0;
+}
+
 int uvx_disconnect(uvx_conn_t *conn, const char *reason)
 {
     if (conn == NULL)
@@ -696,9 +706,8 @@ int uvx_connect(uvx_conn_t *conn, const char *jid, const char *pass, uvx_status_
     conn->secure = 0;
     conn->state = ST_CONNECTING;
     conn_stop_login_timer(conn);
-    if ((conn->login_timer = conn_timer_new(conn)) == NULL)
+    if (conn_arm_login_timer(conn) != 0)
         return UVX_ENOMEM;
-    uv_timer_start(conn->login_timer, conn_on_login_timeout, conn->login_timeout_ms, 0);
     conn_change_status(conn, UVX_STATUS_CONNECTING, NULL, NULL);
     if (conn->closing || conn->state != ST_CONNECTING)
         return 0;

@@ -182,6 +182,10 @@ void conn_transport_stream_close(uvx_conn_t *conn);
 /* Calls the handler registered with uvx_add_protocol_error_handler() for
  * (protocol, status); 1 if there was one. */
 int conn_protocol_error(uvx_conn_t *conn, const char *protocol, int status);
+/* Starts the login deadline (login_timeout_ms → CONNFAIL "login-timeout")
+ * unless it runs already: uvx_connect(), and a transport that logs in
+ * again on its own (a WebSocket redirect). 0 or UVX_ENOMEM. */
+int conn_arm_login_timer(uvx_conn_t *conn);
 /* Drops the message marks (the transport took the whole queue). */
 void conn_outq_taken(uvx_conn_t *conn);
 

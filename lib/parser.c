@@ -1315,3 +1315,15 @@ int parser_is_parked(const uvx_parser_t *p)
 {
     return p != NULL && p->eng == NULL;
 }
+
+int parser_between_stanzas(const uvx_parser_t *p)
+{
+    if (p == NULL || p->err != 0 || p->stopped || p->depth != 1 || p->stanza != NULL ||
+        p->carry.len != 0)
+        return 0;
+    if (p->eng == NULL)
+        return 1; /* parked, which it only ever is between stanzas */
+    const xmlParserCtxt *ctxt = p->eng->ctxt;
+    return p->eng->text.len == 0 && ctxt->instate == XML_PARSER_CONTENT && ctxt->nameNr == 1 &&
+           only_space_pending(p);
+}

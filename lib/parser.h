@@ -36,4 +36,9 @@ void parser_set_pool(uvx_parser_t *p, parser_pool_t *pool);
  * before its stream): for tests and memory accounting. */
 int parser_is_parked(const uvx_parser_t *p);
 
+/* 1 if `p` stands between two stanzas of an open stream: depth 1, no
+ * element under way, nothing but white space held unparsed, no error. A
+ * framed transport asks after each message (RFC 7395: one element each). */
+int parser_between_stanzas(const uvx_parser_t *p);
+
 #endif

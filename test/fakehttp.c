@@ -35,6 +35,7 @@ struct fh_conn {
     char *drip_data;
     size_t drip_len, drip_off;
     int drip_close;
+    int drip_whole; /* write the rest at once (a stray response) */
     fh_conn_t *next;
 };
 
@@ -126,9 +127,12 @@ static void fh_on_drip(uv_timer_t *t)
             fh_close_conn(c);
         return;
     }
-    fh_write(c, c->drip_data + c->drip_off, 1, 0);
-    c->drip_off++;
+    size_t n = c->drip_whole ? c->drip_len - c->drip_off : 1;
+    fh_write(c, c->drip_data + c->drip_off, n, 0);
+    c->drip_off += n;
 }
+
+static const char fh_stray[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 
 static void fh_append(char **out, size_t *len, const char *s, size_t n)
 {
@@ -192,11 +196,21 @@ static void fh_answer(fh_conn_t *c, const fakehttp_step_t *st)
         c->drip_len = len;
         c->drip_off = 0;
         c->drip_close = close_after;
+        c->drip_whole = 0;
         uv_timer_start(&c->drip, fh_on_drip, 1, 1);
         return;
     }
     fh_write(c, resp, len, close_after);
     free(resp);
+    if ((st->flags & FAKEHTTP_STRAY) && !close_after) {
+        free(c->drip_data);
+        c->drip_data = strdup(fh_stray);
+        c->drip_len = strlen(fh_stray);
+        c->drip_off = 0;
+        c->drip_close = 0;
+        c->drip_whole = 1;
+        uv_timer_start(&c->drip, fh_on_drip, 5, 1);
+    }
 }
 
 static void fh_on_request(fh_conn_t *c, const char *req, size_t len)
@@ -330,6 +344,11 @@ int fakehttp_connections(const fakehttp_t *fh)
 int fakehttp_request_count(const fakehttp_t *fh)
 {
     return fh->nrequests;
+}
+
+const int *fakehttp_request_counter(const fakehttp_t *fh)
+{
+    return &fh->nrequests;
 }
 
 const char *fakehttp_request(const fakehttp_t *fh, int i)

@@ -13,11 +13,12 @@
 #include <uv.h>
 
 enum {
-    FAKEHTTP_CHUNKED = 1, /* Transfer-Encoding: chunked, a few bytes a chunk */
-    FAKEHTTP_SPLIT = 2,   /* write the response one byte at a time, 1 ms apart */
-    FAKEHTTP_CLOSE = 4,   /* close the connection after the response (or, with
-                             status 0, instead of answering: a reset) */
-    FAKEHTTP_EOF_BODY = 8 /* no length: the body ends with the connection */
+    FAKEHTTP_CHUNKED = 1,  /* Transfer-Encoding: chunked, a few bytes a chunk */
+    FAKEHTTP_SPLIT = 2,    /* write the response one byte at a time, 1 ms apart */
+    FAKEHTTP_CLOSE = 4,    /* close the connection after the response (or, with
+                              status 0, instead of answering: a reset) */
+    FAKEHTTP_EOF_BODY = 8, /* no length: the body ends with the connection */
+    FAKEHTTP_STRAY = 16    /* 5 ms after the response, a second one nobody asked for */
 };
 
 typedef struct fakehttp_step {
@@ -39,6 +40,8 @@ void fakehttp_stop(fakehttp_t *fh);
 int fakehttp_steps_done(const fakehttp_t *fh);
 int fakehttp_connections(const fakehttp_t *fh); /* accepted so far */
 int fakehttp_request_count(const fakehttp_t *fh);
+/* The request count itself, for run_until() (test/client.h). */
+const int *fakehttp_request_counter(const fakehttp_t *fh);
 /* The i-th request (headers and body, NUL-terminated) and the number of
  * the connection it came on (1, 2, ... in accept order). */
 const char *fakehttp_request(const fakehttp_t *fh, int i);
@@ -47,17 +50,19 @@ int fakehttp_request_conn(const fakehttp_t *fh, int i);
 unsigned long long fakehttp_request_rid(const fakehttp_t *fh, int i);
 
 /* Bodies the scripts use: the session creation response (sid 'fake-sid',
- * wait 60, requests 2) with PLAIN offered, SASL success, the features after
- * the restart, the bind result, and an empty body. */
+ * wait 60, requests 2; or the session terms `terms`) with PLAIN offered,
+ * SASL success, the features after the restart, the bind result, and an
+ * empty body. */
 #define FAKEHTTP_BODY_OPEN(attrs, inner)                                                           \
     "<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' "               \
     "xmlns:stream='http://etherx.jabber.org/streams' " attrs ">" inner "</body>"
+#define FAKEHTTP_CREATED_WITH(terms)                                                               \
+    FAKEHTTP_BODY_OPEN("sid='fake-sid' " terms " authid='fake-authid' ver='1.6' from='localhost' " \
+                       "xmpp:version='1.0'",                                                       \
+                       "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"    \
+                       "<mechanism>PLAIN</mechanism></mechanisms></stream:features>")
 #define FAKEHTTP_CREATED                                                                           \
-    FAKEHTTP_BODY_OPEN(                                                                            \
-        "sid='fake-sid' wait='60' requests='2' hold='1' inactivity='30' polling='2' "              \
-        "authid='fake-authid' ver='1.6' from='localhost' xmpp:version='1.0'",                      \
-        "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"                   \
-        "<mechanism>PLAIN</mechanism></mechanisms></stream:features>")
+    FAKEHTTP_CREATED_WITH("wait='60' requests='2' hold='1' inactivity='30' polling='2'")
 #define FAKEHTTP_SUCCESS                                                                           \
     FAKEHTTP_BODY_OPEN("", "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
 #define FAKEHTTP_BIND_FEATURES                                                                     \

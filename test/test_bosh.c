@@ -91,6 +91,51 @@ static void test_reader_eof_body_and_errors(void)
     bosh_http_reader_free(&r);
 }
 
+static void test_reader_bad_lengths_and_interim(void)
+{
+    bosh_http_reader_t r;
+    size_t used;
+    memset(&r, 0, sizeof(r));
+    bosh_http_reader_init(&r, 1024);
+    /* an announced length over the limit fails at the headers, not after
+     * a body that may never come */
+    CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", 0, &used),
+              UVX_ETOOBIG);
+    bosh_http_reader_next(&r);
+    CHECK(feed_split(&r, "HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999999999\r\n\r\n", 0,
+                     &used) < 0);
+    bosh_http_reader_next(&r);
+    CHECK(feed_split(&r,
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "fffffffffffffffff\r\n",
+                     0, &used) < 0);
+    /* chunks that go on past the limit */
+    bosh_http_reader_next(&r);
+    CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0, &used), 0);
+    char chunk[300];
+    memset(chunk, 'x', sizeof(chunk));
+    memcpy(chunk, "100\r\n", 5);
+    memcpy(chunk + 5 + 256, "\r\n", 2);
+    int rc = 0;
+    for (int i = 0; i < 8 && rc == 0; i++)
+        rc = bosh_http_reader_feed(&r, chunk, 5 + 256 + 2, &used);
+    CHECK_INT(rc, UVX_ETOOBIG);
+    bosh_http_reader_free(&r);
+    /* 100 Continue before the answer, at every split: the answer */
+    const char *resp = "HTTP/1.1 100 Continue\r\n\r\n"
+                       "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n<body/>";
+    size_t len = strlen(resp);
+    for (size_t cut = 0; cut < len; cut++) {
+        memset(&r, 0, sizeof(r));
+        bosh_http_reader_init(&r, 1024);
+        CHECK_INT(feed_split(&r, resp, cut, &used), 1);
+        CHECK_INT(r.status, 200);
+        CHECK_INT(used, len);
+        CHECK_STR(r.body.data, "<body/>");
+        bosh_http_reader_free(&r);
+    }
+}
+
 static void test_body_and_request_bytes(void)
 {
     buf_t b = BUF_INIT;
@@ -411,6 +456,189 @@ static void test_giving_up(void)
     henv_done(&e);
 }
 
+/* 1 if the i-th request exists and contains `what`. */
+static int request_has(const henv_t *e, int i, const char *what)
+{
+    const char *r = fakehttp_request(e->fh, i);
+    return r && strstr(r, what) != NULL;
+}
+
+/* Empty polls answered at once with nothing (`answer`) in a session with
+ * the terms `terms`, polling='1': after the first, the next waits a
+ * second instead of following at once (XEP-0124 §11, §12). */
+static void polls_spaced(const char *terms, const char *answer)
+{
+    static fakehttp_step_t steps[14];
+    fakehttp_step_t poll = {"rid=", 200, answer, NULL, 0};
+    fakehttp_step_t s[14] = {
+        {"ver='1.6'", 200, terms, NULL, 0}, STEP_AUTH(0), STEP_RESTART(0), STEP_BIND(0)};
+    for (int i = 4; i < 13; i++)
+        s[i] = poll;
+    memcpy(steps, s, sizeof(s)); /* the last step stays all-zero: the end */
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
+    /* create, auth, restart, bind, then one poll and its empty answer */
+    run_for(&e.loop, 300);
+    CHECK_INT(fakehttp_request_count(e.fh), 5);
+    CHECK(request_has(&e, 4, "sid='fake-sid' xmlns='http://jabber.org/protocol/httpbind'/>"));
+    /* polling goes on: the next one comes, a second after the first */
+    CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), 6, 5000));
+    CHECK_INT(fakehttp_request_rid(e.fh, 5), fakehttp_request_rid(e.fh, 4) + 1);
+    CHECK(request_has(&e, 5, "sid='fake-sid' xmlns='http://jabber.org/protocol/httpbind'/>"));
+    /* a stanza does not wait for the poll timer */
+    int before = fakehttp_request_count(e.fh);
+    uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost' id='now'/>");
+    CHECK_INT(uvx_send(e.c.conn, m), 0);
+    uvx_stanza_unref(m);
+    CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), before + 1, 5000));
+    CHECK(request_has(&e, before, "id='now'"));
+    henv_done(&e);
+}
+
+static void test_polling_session_spaced(void)
+{
+    polls_spaced(FAKEHTTP_CREATED_WITH("wait='60' requests='1' hold='0' polling='1'"),
+                 FAKEHTTP_EMPTY);
+}
+
+static void test_empty_200_polls_spaced(void)
+{
+    /* a held session whose server answers every poll at once with a 200
+     * and no body at all: not asked again back to back */
+    polls_spaced(FAKEHTTP_CREATED_WITH("wait='60' requests='2' hold='1' polling='1'"), "");
+}
+
+/* The <auth/> request's answer is `failure` in a session with wait='1':
+ * the request goes again with the same rid and the login completes, after
+ * `proto_errors` reports to the HTTP error handlers (an error seen at once
+ * is reported; a timeout is not). */
+static void auth_answer_recovers(fakehttp_step_t failure, int proto_errors, int proto_status)
+{
+    static fakehttp_step_t steps[7];
+    fakehttp_step_t s[] = {{"ver='1.6'", 200,
+                            FAKEHTTP_CREATED_WITH("wait='1' requests='2' hold='1' polling='1'"),
+                            NULL, 0},
+                           failure,
+                           STEP_AUTH(0),
+                           STEP_RESTART(0),
+                           STEP_BIND(0),
+                           STEP_END};
+    memcpy(steps, s, sizeof(s));
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
+    CHECK_INT(fakehttp_request_rid(e.fh, 2), fakehttp_request_rid(e.fh, 1));
+    CHECK(request_has(&e, 2, "<auth"));
+    CHECK(fakehttp_request_conn(e.fh, 2) != fakehttp_request_conn(e.fh, 1));
+    CHECK_INT(e.proto_errors, proto_errors);
+    if (proto_errors)
+        CHECK_INT(e.last_proto_status, proto_status);
+    henv_done(&e);
+}
+
+static void test_huge_content_length(void)
+{
+    /* the body is announced at 100 GB and never sent: refused at once */
+    fakehttp_step_t f = {"<auth", 0, NULL,
+                         "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n<body", 0};
+    auth_answer_recovers(f, 1, 0); /* at once, not after the timeout */
+}
+
+static void test_endless_chunked_body(void)
+{
+    /* a chunked body that stops before its last chunk, connection open */
+    fakehttp_step_t f = {"<auth", 0, NULL,
+                         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "5\r\n<body\r\n3\r\n xm\r\n",
+                         0};
+    auth_answer_recovers(f, 0, 0); /* the response timeout */
+}
+
+static void test_unasked_bytes_after_answer(void)
+{
+    /* a second response nobody asked for follows the answer: the answer
+     * counts, the connection goes, the next request takes a new one */
+    fakehttp_step_t f = {"<auth", 0, NULL,
+                         "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"
+                         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                         0};
+    auth_answer_recovers(f, 1, 500);
+}
+
+static int send_m2_on_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
+{
+    (void)msg;
+    (void)ud;
+    uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost' id='m2'/>");
+    uvx_send(conn, m);
+    uvx_stanza_unref(m);
+    return 0;
+}
+
+static void test_stray_response_before_send(void)
+{
+    /* A poll waits at the server; m1 goes on a second connection and its
+     * answer (a message) makes us send m2 at once, which waits out the
+     * order gap on that connection. A response nobody asked for arrives
+     * on it meanwhile: not m2's answer (m2 was not sent), so m2 must
+     * still reach the server. */
+    static const fakehttp_step_t steps[] = {
+        STEP_CREATE(0),
+        STEP_AUTH(0),
+        STEP_RESTART(0),
+        STEP_BIND(0),
+        {"id='m1'", 200,
+         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'/>"), NULL,
+         FAKEHTTP_STRAY},
+        STEP_END};
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
+    uvx_add_handler(e.c.conn, send_m2_on_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost' id='m1'/>");
+    CHECK_INT(uvx_send(e.c.conn, m), 0);
+    uvx_stanza_unref(m);
+    CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), 7, 5000));
+    int n = fakehttp_request_count(e.fh);
+    CHECK(n >= 7 && request_has(&e, 6, "id='m2'"));
+    CHECK(n >= 7 && fakehttp_request_rid(e.fh, 6) == fakehttp_request_rid(e.fh, 5) + 1);
+    run_for(&e.loop, 50);
+    CHECK(e.c.connected && !e.c.disconnected);
+    henv_done(&e);
+}
+
+/* A 200 whose body is not whole <body/> elements fails the login with
+ * bad-format at once: fed on, it would swallow every later response. */
+static void bad_body_fails(const char *body)
+{
+    static fakehttp_step_t steps[4];
+    fakehttp_step_t s[] = {STEP_CREATE(0), {"<auth", 200, body, NULL, 0}, STEP_AUTH(0), STEP_END};
+    memcpy(steps, s, sizeof(s));
+    henv_t e;
+    if (!henv_init(&e, steps, NULL))
+        return;
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "bad-format");
+    CHECK(!e.c.connected);
+    henv_done(&e);
+}
+
+static void test_truncated_body(void)
+{
+    bad_body_fails("<body xmlns='http://jabber.org/protocol/httpbind'>"
+                   "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    bad_body_fails(FAKEHTTP_SUCCESS "<body xmlns='http://jabber.org/protocol/httpbind'>");
+    bad_body_fails("not xml at all");
+}
+
 static void status_recorder(uvx_conn_t *conn, int status, const char *cond, uvx_stanza_t *el,
                             void *ud)
 {
@@ -650,5 +878,16 @@ int main(void)
     tap_run("terminate remote-stream-error + conflict", test_terminate_conflict_when_connected);
     tap_run("pause/resume: one request; headers, cookies, hooks", test_pause_batching_and_options);
     tap_run("attach, keepalive cache, restore", test_attach_and_restore);
+    tap_run("reader: huge or bad lengths, endless chunks, 100 Continue",
+            test_reader_bad_lengths_and_interim);
+    tap_run("polling session (hold='0'): empty polls spaced by `polling`",
+            test_polling_session_spaced);
+    tap_run("polls answered by an empty 200: spaced too", test_empty_200_polls_spaced);
+    tap_run("huge Content-Length: refused at once, resent", test_huge_content_length);
+    tap_run("chunked body that never ends: timeout, resent", test_endless_chunked_body);
+    tap_run("bytes nobody asked for after an answer: new connection",
+            test_unasked_bytes_after_answer);
+    tap_run("body cut short or not XML: CONNFAIL bad-format", test_truncated_body);
+    tap_run("a response before the request went: m2 still sent", test_stray_response_before_send);
     return tap_done();
 }

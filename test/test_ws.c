@@ -2,7 +2,8 @@
  * The WebSocket transport (RFC 7395) against a scripted server
  * (test/fakews.c) for what real servers will not do on demand: frames split
  * at every byte, fragmented messages, pings, oversized and masked frames,
- * binary messages, bad upgrade answers, see-other-uri redirects, close
+ * binary messages, messages that are not one whole element, bad upgrade
+ * answers, see-other-uri redirects (before and after CONNECTED), close
  * frames with odd codes, a silent peer for the client's pings.
  */
 #include <signal.h>
@@ -103,6 +104,17 @@ static void opts_clear(uvx_conn_options_t *o)
     }
 #define LOGIN_STEPS                                                                                \
     STEP_OPEN, STEP_FEATURES_PLAIN, STEP_AUTH, STEP_RESTART, STEP_FEATURES_BIND, STEP_BIND
+
+/* The statuses reported so far, by name: "CONNECTING AUTHENTICATING ...". */
+static const char *status_names(const tclient_t *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < c->nstatus && n < cap; i++)
+        n +=
+            (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", uvx_status_name(c->status[i]));
+    return buf;
+}
 
 /* Counts lines (messages) of the fake's log that start with `prefix`. */
 static int count_messages(const char *log, const char *prefix)
@@ -297,6 +309,86 @@ static void test_invalid_utf8(void)
     refused_frame_case(raw, n, NULL, "websocket-invalid-payload", 1007);
 }
 
+/* ---- RFC 7395 §3.3.3: one whole element per message ---- */
+
+/* The server's features, sent after <open/> as the text messages of
+ * `parts` (NULL-terminated, each one frame), fail the connection with
+ * close code 1007 and "websocket-bad-framing". */
+static void bad_framing_case(const char *const *parts)
+{
+    char raw[2048];
+    size_t n = 0;
+    for (const char *const *m = parts; *m; m++)
+        n += fakews_frame(raw + n, 1, 0x1, 0, *m, strlen(*m));
+    refused_frame_case(raw, n, NULL, "websocket-bad-framing", 1007);
+}
+
+static void test_element_split_over_messages(void)
+{
+    static const char *const parts[] = {
+        "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+        "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>",
+        "<mechanism>PLAIN</mechanism></mechanisms></stream:features>",
+        NULL,
+    };
+    bad_framing_case(parts);
+}
+
+static void test_start_tag_split_over_messages(void)
+{
+    /* the features whole, then a start tag whose end only the next
+     * message brings: one element each, and the parser at depth 1 after
+     * both (it holds "<message" unparsed), yet RFC 7395 is broken */
+    static const char *const parts[] = {
+        FAKEWS_FEATURES_PLAIN "<message xmlns='jabber:client'",
+        "/>",
+        NULL,
+    };
+    bad_framing_case(parts);
+}
+
+static void test_two_elements_in_one_message(void)
+{
+    static const char *const parts[] = {
+        FAKEWS_FEATURES_PLAIN "<message xmlns='jabber:client'><body>x</body></message>",
+        NULL,
+    };
+    bad_framing_case(parts);
+}
+
+static void test_whitespace_only_message(void)
+{
+    /* RFC 7395 §3.3.3: a message is a standalone XML document, which
+     * white space alone is not; keepalives are pings (§3.8), and Prosody
+     * and ejabberd send pings. */
+    static const char *const parts[] = {" \r\n", NULL};
+    bad_framing_case(parts);
+}
+
+static void test_text_before_element(void)
+{
+    /* the parser drops text between stanzas: the transport must see it */
+    static const char *const parts[] = {"hello " FAKEWS_FEATURES_PLAIN, NULL};
+    bad_framing_case(parts);
+}
+
+static void test_white_space_around_element(void)
+{
+    /* a standalone document may have white space around its element */
+    static const fakews_step_t steps[] = {
+        STEP_OPEN,          {NULL, "\n " FAKEWS_FEATURES_PLAIN " \r\n", NULL, 0, FAKEWS_KEEP},
+        STEP_AUTH,          STEP_RESTART,
+        STEP_FEATURES_BIND, STEP_BIND,
+        STEP_END,
+    };
+    wenv_t e;
+    if (!wenv_connect(&e, steps, NULL, NULL))
+        return;
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
+    CHECK(!e.c.disconnected);
+    wenv_done(&e);
+}
+
 static void test_server_close_frame_code(void)
 {
     /* a close frame without <close/>: the code becomes the condition */
@@ -479,12 +571,165 @@ static void test_redirect(void)
     CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
     CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_REDIRECT), uri);
-    CHECK(!tclient_saw(&e.c, UVX_STATUS_CONNFAIL));
+    char seq[256];
+    CHECK_STR(status_names(&e.c, seq, sizeof(seq)),
+              "CONNECTING REDIRECT CONNECTING AUTHENTICATING CONNECTED");
     CHECK(strncmp(fakews_request(target), "GET /elsewhere HTTP/1.1\r\n", 25) == 0);
     CHECK_INT(fakews_connections(target), 1);
     run_for(&e.loop, 50);
     CHECK_INT(fakews_close_code(e.fw), 1000); /* the first server was left politely */
     CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/ws");
+    fakews_stop(target);
+    wenv_done(&e);
+}
+
+typedef struct session_probe {
+    int messages;  /* stanzas the message handler saw */
+    int iq_errors; /* error callbacks of the pending IQ (NULL: dropped) */
+} session_probe_t;
+
+static int probe_on_message(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
+{
+    (void)conn, (void)s;
+    ((session_probe_t *)ud)->messages++;
+    return 1;
+}
+
+static int probe_on_iq_error(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
+{
+    (void)conn;
+    if (s == NULL)
+        ((session_probe_t *)ud)->iq_errors++;
+    return 0;
+}
+
+static void send_presence(uvx_conn_t *conn)
+{
+    uvx_stanza_t *p = uvx_b_done(uvx_pres(NULL));
+    CHECK_INT(uvx_send(conn, p), 0);
+    uvx_stanza_unref(p);
+}
+
+static void test_redirect_after_connected(void)
+{
+    /* the new endpoint logs in again and answers our presence with a
+     * message */
+    static const fakews_step_t target_steps[] = {
+        LOGIN_STEPS,
+        {"<presence",
+         "<message xmlns='jabber:client' from='bob@localhost'><body>hi</body></message>", NULL, 0,
+         FAKEWS_KEEP},
+        STEP_END,
+    };
+    wenv_t e;
+    wenv_init(&e);
+    int target_port = 0;
+    fakews_t *target = fakews_start(&e.loop, target_steps, NULL, &target_port);
+    char uri[96], close[256];
+    snprintf(uri, sizeof(uri), "ws://127.0.0.1:%d/elsewhere", target_port);
+    snprintf(close, sizeof(close),
+             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='%s'/>", uri);
+    fakews_step_t steps[] = {LOGIN_STEPS, {"<presence", close, NULL, 0, FAKEWS_KEEP}, STEP_END};
+    e.fw = fakews_start(&e.loop, steps, NULL, &e.port);
+    snprintf(e.service, sizeof(e.service), "ws://127.0.0.1:%d/xmpp-websocket", e.port);
+    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, NULL), 0);
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
+
+    /* what the first session leaves behind: a handler, an unanswered IQ */
+    session_probe_t probe = {0, 0};
+    CHECK(uvx_add_handler(e.c.conn, probe_on_message, &probe, NULL, "message", NULL, NULL, NULL,
+                          0) != NULL);
+    uvx_stanza_t *ping = uvx_b_done(uvx_b_c(uvx_iq("type", "get", "to", "localhost", NULL), "ping",
+                                            "xmlns", "urn:xmpp:ping", NULL));
+    CHECK_INT(uvx_send_iq(e.c.conn, ping, NULL, probe_on_iq_error, &probe, 0), 0);
+    uvx_stanza_unref(ping);
+    send_presence(e.c.conn);
+    e.c.connected = 0;
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
+
+    char seq[256];
+    CHECK_STR(status_names(&e.c, seq, sizeof(seq)),
+              "CONNECTING AUTHENTICATING CONNECTED REDIRECT CONNECTING AUTHENTICATING CONNECTED");
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_REDIRECT), uri);
+    CHECK_INT(probe.iq_errors, 1); /* told, as on DISCONNECTED */
+    CHECK_INT(fakews_connections(target), 1);
+    CHECK(strncmp(fakews_request(target), "GET /elsewhere HTTP/1.1\r\n", 25) == 0);
+    /* a whole new login there: <auth/> and bind again */
+    CHECK_INT(count_messages(fakews_received(target), "<auth "), 1);
+    CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/ws");
+    /* a message of the new session reaches a handler added now, not the
+     * one of the old session */
+    session_probe_t fresh = {0, 0};
+    CHECK(uvx_add_handler(e.c.conn, probe_on_message, &fresh, NULL, "message", NULL, NULL, NULL,
+                          0) != NULL);
+    send_presence(e.c.conn);
+    CHECK(run_until(&e.loop, &fresh.messages, 1, 5000));
+    CHECK_INT(probe.messages, 0);
+    run_for(&e.loop, 50);
+    CHECK_INT(fakews_close_code(e.fw), 1000); /* the first server was left politely */
+    fakews_stop(target);
+    wenv_done(&e);
+}
+
+static void test_redirect_after_connected_stalls(void)
+{
+    /* the new endpoint upgrades and then says nothing: the login deadline,
+     * over once CONNECTED, holds for the new login too */
+    static const fakews_step_t target_steps[] = {STEP_END};
+    wenv_t e;
+    wenv_init(&e);
+    int target_port = 0;
+    fakews_t *target = fakews_start(&e.loop, target_steps, NULL, &target_port);
+    char close[256];
+    snprintf(close, sizeof(close),
+             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' "
+             "see-other-uri='ws://127.0.0.1:%d/elsewhere'/>",
+             target_port);
+    fakews_step_t steps[] = {LOGIN_STEPS, {"<presence", close, NULL, 0, FAKEWS_KEEP}, STEP_END};
+    e.fw = fakews_start(&e.loop, steps, NULL, &e.port);
+    snprintf(e.service, sizeof(e.service), "ws://127.0.0.1:%d/xmpp-websocket", e.port);
+    uvx_conn_options_t o;
+    opts_clear(&o);
+    o.login_timeout_ms = 300;
+    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
+    send_presence(e.c.conn);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    char seq[256];
+    CHECK_STR(status_names(&e.c, seq, sizeof(seq)), "CONNECTING AUTHENTICATING CONNECTED REDIRECT "
+                                                    "CONNECTING CONNFAIL DISCONNECTED");
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "login-timeout");
+    CHECK_INT(fakews_connections(target), 1);
+    fakews_stop(target);
+    wenv_done(&e);
+}
+
+static void test_redirect_while_disconnecting(void)
+{
+    /* the answer to our <close/> names another endpoint: we leave anyway */
+    static const fakews_step_t target_steps[] = {LOGIN_STEPS, STEP_END};
+    wenv_t e;
+    wenv_init(&e);
+    int target_port = 0;
+    fakews_t *target = fakews_start(&e.loop, target_steps, NULL, &target_port);
+    char close[256];
+    snprintf(close, sizeof(close),
+             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' "
+             "see-other-uri='ws://127.0.0.1:%d/elsewhere'/>",
+             target_port);
+    fakews_step_t steps[] = {LOGIN_STEPS, {"<close", close, NULL, 0, FAKEWS_CLOSE}, STEP_END};
+    e.fw = fakews_start(&e.loop, steps, NULL, &e.port);
+    snprintf(e.service, sizeof(e.service), "ws://127.0.0.1:%d/xmpp-websocket", e.port);
+    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, NULL), 0);
+    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
+    CHECK_INT(uvx_disconnect(e.c.conn, NULL), 0);
+    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
+    CHECK(!tclient_saw(&e.c, UVX_STATUS_REDIRECT));
+    CHECK(!tclient_saw(&e.c, UVX_STATUS_CONNTIMEOUT)); /* taken as the answer */
+    CHECK_INT(fakews_connections(target), 0);
     fakews_stop(target);
     wenv_done(&e);
 }
@@ -586,6 +831,12 @@ int main(void)
     tap_run("masked server frame -> 1002 protocol error", test_masked_server_frame);
     tap_run("binary message -> 1003", test_binary_message);
     tap_run("invalid UTF-8 -> 1007", test_invalid_utf8);
+    tap_run("element split over two messages -> 1007", test_element_split_over_messages);
+    tap_run("start tag finished by the next message -> 1007", test_start_tag_split_over_messages);
+    tap_run("two elements in one message -> 1007", test_two_elements_in_one_message);
+    tap_run("white-space-only message -> 1007", test_whitespace_only_message);
+    tap_run("text before the element -> 1007", test_text_before_element);
+    tap_run("white space around the element is fine", test_white_space_around_element);
     tap_run("server close frame code becomes the condition", test_server_close_frame_code);
     tap_run("connection dropped without a close frame", test_dropped_without_close);
     tap_run("stream error after CONNECTED", test_stream_error);
@@ -597,6 +848,10 @@ int main(void)
     tap_run("non-101 answer -> protocol error handler", test_non_101_answer);
     tap_run("<open/> without version 1.0", test_bad_open_version);
     tap_run("see-other-uri: REDIRECT, then the new endpoint", test_redirect);
+    tap_run("see-other-uri after CONNECTED: a new session", test_redirect_after_connected);
+    tap_run("see-other-uri after CONNECTED to a silent endpoint: login-timeout",
+            test_redirect_after_connected_stalls);
+    tap_run("see-other-uri answering our <close/>: no redirect", test_redirect_while_disconnecting);
     tap_run("see-other-uri from wss:// to ws:// refused", test_redirect_downgrade_refused);
     tap_run("see-other-uri with another scheme refused", test_redirect_invalid);
     tap_run("client pings answered", test_client_pings);

@@ -12,232 +12,27 @@
  * the sock callback that reported it. A dropped sock's close is counted in
  * conn->pending_closes like any handle the connection closes.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "bosh_http.h"
-#include "conn.h"
-#include "sock.h"
+#include "bosh.h"
+#include "parser.h"
 
-#define BOSH_MAX_SLOTS 4
 #define BOSH_MAX_RETRIES 5
 #define BOSH_MAX_ERRORS 4
 #define BOSH_DEFAULT_WAIT 60
 #define BOSH_DEFAULT_HOLD 1
 #define BOSH_DEFAULT_MAX_BODY (16u * 1024 * 1024)
-#define BOSH_RID_LIMIT ((uint64_t)1 << 53)
 /* Requests on different connections may reach the server out of order
  * when sent back to back; ejabberd then parks the later one until the
  * earlier (held) one is answered, up to `wait` seconds. So a request
  * follows another one in flight by at least this much. */
 #define BOSH_ORDER_GAP_MS 30
+/* The polling interval when the server names none (or 0). */
+#define BOSH_MIN_POLLING_MS 1000
 
-typedef enum slot_timer_mode {
-    TIMER_NONE,
-    TIMER_RESPONSE, /* the request is out; no answer yet */
-    TIMER_BACKOFF,  /* waiting to send it again */
-    TIMER_FAILED,   /* a failure to handle outside the sock callback */
-} slot_timer_mode_t;
-
-typedef enum request_kind {
-    REQ_NORMAL,
-    REQ_CREATE,
-    REQ_RESTART,
-    REQ_TERMINATE,
-} request_kind_t;
-
-struct bosh_transport;
-
-typedef struct bosh_slot {
-    struct bosh_transport *t;
-    sock_t *sock;
-    int sock_ready; /* connected (TLS up for https) */
-    bosh_http_reader_t reader;
-    uv_timer_t *timer;
-    slot_timer_mode_t timer_mode;
-    int failed_status; /* TIMER_FAILED: the HTTP status (0: no answer) */
-    /* the request this slot carries */
-    int busy;
-    request_kind_t kind;
-    uint64_t rid;
-    unsigned sends;
-    int dead;   /* a later request was answered first */
-    buf_t body; /* the <body/>, kept for resends */
-    buf_t out;  /* HTTP bytes the sock has not taken yet */
-} bosh_slot_t;
-
-typedef struct bosh_transport {
-    uvx_conn_t *conn;
-    bosh_slot_t slots[BOSH_MAX_SLOTS];
-    bosh_http_target_t target;
-    char *cookie;
-    int keepalive;
-    char *session_file;
-    uvx_bosh_store_t store;
-    int have_store;
-    void (*rid_hook)(uvx_conn_t *, uint64_t, void *);
-    void *rid_ud;
-    uvx_xml_hook body_in, body_out;
-    void *body_ud;
-    /* the session */
-    char *sid;
-    uint64_t next_rid;
-    unsigned wait, hold, requests;
-    int errors;        /* failed responses in a row */
-    int create_wanted; /* open_stream() before the session exists */
-    int create_sent;
-    int restart_wanted; /* open_stream() after SASL */
-    int terminate_wanted;
-    int terminate_sent;
-    int attaching; /* uvx_attach(): no session request */
-    buf_t pending; /* stanzas taken from the core's queue, not sent yet */
-    int pumping, pump_again;
-    uint64_t last_send_ms; /* loop time of the last first send */
-    int closed;            /* close() ran; nothing more goes out */
-} bosh_transport_t;
-
-static bosh_transport_t *bosh_of(const uvx_conn_t *conn)
-{
-    return conn->transport;
-}
-
-static int bosh_is(const uvx_conn_t *conn)
-{
-    return conn && conn->tp == &transport_bosh && conn->transport;
-}
-
-static void bosh_pump(bosh_transport_t *t);
 static void bosh_slot_send(bosh_slot_t *slot);
-
-/* ---- session store ---- */
-
-static int bosh_file_save(const uvx_bosh_session_t *s, void *ud)
-{
-    const char *path = ud;
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-        return UVX_EINVAL;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return -errno;
-    FILE *f = fdopen(fd, "w");
-    if (f == NULL) {
-        close(fd);
-        return UVX_ENOMEM;
-    }
-    fprintf(f, "%s\n%s\n%llu\n%u %u %u\n", s->jid, s->sid, (unsigned long long)s->rid, s->wait,
-            s->hold, s->requests);
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        return -errno;
-    return 0;
-}
-
-static int bosh_read_line(FILE *f, char *buf, size_t cap)
-{
-    if (fgets(buf, (int)cap, f) == NULL)
-        return -1;
-    size_t n = strcspn(buf, "\n");
-    if (buf[n] != '\n')
-        return -1; /* too long */
-    buf[n] = '\0';
-    return n > 0 ? 0 : -1;
-}
-
-static int bosh_file_load(uvx_bosh_session_t *s, void *ud)
-{
-    FILE *f = fopen(ud, "r");
-    if (f == NULL)
-        return UVX_ENOTFOUND;
-    char line[64];
-    unsigned long long rid = 0;
-    int ok = bosh_read_line(f, s->jid, sizeof(s->jid)) == 0 &&
-             bosh_read_line(f, s->sid, sizeof(s->sid)) == 0 &&
-             bosh_read_line(f, line, sizeof(line)) == 0 && sscanf(line, "%llu", &rid) == 1 &&
-             bosh_read_line(f, line, sizeof(line)) == 0 &&
-             sscanf(line, "%u %u %u", &s->wait, &s->hold, &s->requests) == 3;
-    fclose(f);
-    s->rid = rid;
-    return ok ? 0 : UVX_ENOTFOUND;
-}
-
-static void bosh_file_clear(void *ud)
-{
-    unlink(ud);
-}
-
-static void bosh_store_save(bosh_transport_t *t)
-{
-    uvx_conn_t *conn = t->conn;
-    if (!t->keepalive || !t->have_store || t->sid == NULL || conn->state != ST_CONNECTED ||
-        t->terminate_wanted || t->terminate_sent)
-        return;
-    uvx_bosh_session_t s;
-    memset(&s, 0, sizeof(s));
-    snprintf(s.jid, sizeof(s.jid), "%s", uvx_conn_jid(conn));
-    snprintf(s.sid, sizeof(s.sid), "%s", t->sid);
-    s.rid = t->next_rid;
-    s.wait = t->wait;
-    s.hold = t->hold;
-    s.requests = t->requests;
-    t->store.save(&s, t->store.ud);
-}
-
-static void bosh_store_clear(bosh_transport_t *t)
-{
-    if (t->keepalive && t->have_store && t->store.clear)
-        t->store.clear(t->store.ud);
-}
-
-/* ---- options ---- */
-
-static char *bosh_join_cookies(const char *const *cookies)
-{
-    buf_t b = BUF_INIT;
-    for (const char *const *c = cookies; *c; c++) {
-        if (strpbrk(*c, "\r\n;") != NULL || strchr(*c, '=') == NULL) {
-            buf_free(&b);
-            return NULL;
-        }
-        if ((b.len && buf_append_str(&b, "; ")) || buf_append_str(&b, *c)) {
-            buf_free(&b);
-            return NULL;
-        }
-    }
-    return b.data ? b.data : strdup("");
-}
-
-int bosh_set_options(uvx_conn_t *conn, const uvx_conn_options_t *opts)
-{
-    bosh_transport_t *t = bosh_of(conn);
-    if (opts->bosh_content_type) {
-        if (strpbrk(opts->bosh_content_type, "\r\n") != NULL)
-            return UVX_EINVAL;
-        if ((t->target.content_type = strdup(opts->bosh_content_type)) == NULL)
-            return UVX_ENOMEM;
-    }
-    if (opts->bosh_cookies && opts->bosh_cookies[0] &&
-        (t->cookie = bosh_join_cookies(opts->bosh_cookies)) == NULL)
-        return UVX_EINVAL;
-    t->target.cookie = t->cookie;
-    t->keepalive = opts->bosh_keepalive;
-    if (opts->bosh_store) {
-        if (opts->bosh_store->save == NULL || opts->bosh_store->load == NULL)
-            return UVX_EINVAL;
-        t->store = *opts->bosh_store;
-        t->have_store = 1;
-    } else if (opts->bosh_session_file) {
-        if ((t->session_file = strdup(opts->bosh_session_file)) == NULL)
-            return UVX_ENOMEM;
-        uvx_bosh_store_t file = {bosh_file_save, bosh_file_load, bosh_file_clear, t->session_file};
-        t->store = file;
-        t->have_store = 1;
-    }
-    return 0;
-}
 
 /* ---- slots and their socks ---- */
 
@@ -305,6 +100,14 @@ static void bosh_slot_failed(bosh_slot_t *slot, int status)
         conn_transport_failed(slot->t->conn, "out-of-memory");
 }
 
+/* Whether the slot's request is out and its answer is awaited: only then
+ * are bytes from its sock a response. A request built but held back (the
+ * order gap, a back-off) is not out yet, even on an open connection. */
+static int bosh_slot_awaiting(const bosh_slot_t *slot)
+{
+    return slot->busy && slot->timer_mode == TIMER_RESPONSE;
+}
+
 /* Hands the request's bytes to the sock as far as it takes them. */
 static void bosh_slot_write(bosh_slot_t *slot)
 {
@@ -352,6 +155,10 @@ static void bosh_on_sock_failed(sock_t *s, void *ud, const char *condition)
         conn_transport_failed(t->conn, condition);
         return;
     }
+    if (!bosh_slot_awaiting(slot)) {
+        bosh_drop_sock(slot); /* an idle connection: the next send opens another */
+        return;
+    }
     bosh_slot_failed(slot, 0);
 }
 
@@ -361,10 +168,12 @@ static void bosh_on_sock_eof(sock_t *s, void *ud)
 {
     bosh_slot_t *slot = ud;
     (void)s;
-    if (!slot->busy || !bosh_http_reader_started(&slot->reader)) {
-        /* the server closed a keep-alive connection between requests, or
-         * before answering: the request (if any) is sent again */
-        bosh_slot_failed(slot, 0);
+    if (!bosh_slot_awaiting(slot)) {
+        bosh_drop_sock(slot); /* the server closed an idle keep-alive connection */
+        return;
+    }
+    if (!bosh_http_reader_started(&slot->reader)) {
+        bosh_slot_failed(slot, 0); /* closed before answering: sent again */
         return;
     }
     if (bosh_http_reader_eof(&slot->reader) != 1) {
@@ -379,8 +188,10 @@ static void bosh_on_sock_data(sock_t *s, void *ud, const char *data, size_t len)
 {
     bosh_slot_t *slot = ud;
     (void)s;
-    if (!slot->busy) {
-        bosh_drop_sock(slot); /* nothing was asked: not HTTP we can trust */
+    if (!bosh_slot_awaiting(slot)) {
+        /* nothing was asked on it (yet): not HTTP we can trust. Reading it
+         * would take the previous answer for the request not sent yet. */
+        bosh_drop_sock(slot);
         return;
     }
     size_t used = 0;
@@ -442,6 +253,8 @@ static void bosh_slot_send(bosh_slot_t *slot)
     bosh_http_reader_next(&slot->reader);
     if (slot->sends == 1)
         t->last_send_ms = uv_now(conn->ctx->loop);
+    if (slot->sends == 1 && slot->rid == t->poll_rid)
+        t->poll_sent_ms = t->last_send_ms;
     if (t->body_out) {
         uvx_stanza_t *b = uvx_stanza_from_string(slot->body.data, slot->body.len, NULL);
         if (b)
@@ -542,6 +355,41 @@ static void bosh_mark_older_dead(bosh_transport_t *t, uint64_t rid)
     }
 }
 
+static int bosh_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return 0;
+    return 1;
+}
+
+/* Feeds a 200's body to the parser. Returns 1 when it was whole <body/>
+ * elements (or blank, which Strophe ignores too), 0 when not: a body cut
+ * short would leave the parser inside an element, where every later
+ * response would vanish. The parser is pooled (lib/parser.h), so it is
+ * parked exactly when a feed ended between elements. */
+static int bosh_feed_response_body(bosh_transport_t *t, const buf_t *body)
+{
+    uvx_conn_t *conn = t->conn;
+    t->response_stanzas = 0;
+    t->response_bodies = 0;
+    if (bosh_blank(body->data, body->len))
+        return 1;
+    conn_transport_data(conn, body->data, body->len);
+    if (conn->closing || t->closed || conn->state >= ST_CLOSING)
+        return 1; /* gone anyway: nothing to judge */
+    return t->response_bodies > 0 && parser_is_parked(conn->parser);
+}
+
+/* A 200 whose body is not XML we can read: Strophe's bad-format. */
+static void bosh_on_bad_format(bosh_transport_t *t)
+{
+    uvx_conn_t *conn = t->conn;
+    bosh_store_clear(t);
+    conn_change_status(conn, UVX_STATUS_CONNFAIL, "bad-format", NULL);
+    conn_do_disconnect(conn, "bad-format");
+}
+
 static void bosh_on_response(bosh_slot_t *slot)
 {
     bosh_transport_t *t = slot->t;
@@ -571,13 +419,18 @@ static void bosh_on_response(bosh_slot_t *slot)
     bosh_mark_older_dead(t, rid);
     if (t->rid_hook)
         t->rid_hook(conn, rid + 1, t->rid_ud);
-    if (body.len && !conn->closing && !t->closed)
-        conn_transport_data(conn, body.data, body.len);
+    int whole = bosh_feed_response_body(t, &body);
     buf_free(&body);
     if (conn->closing || t->closed)
         return;
+    if (rid == t->poll_rid)
+        t->poll_answered_empty = t->response_stanzas == 0;
     if (kind == REQ_TERMINATE) {
         conn_transport_stream_close(conn); /* our terminate was answered */
+        return;
+    }
+    if (!whole) {
+        bosh_on_bad_format(t);
         return;
     }
     /* What the stanzas made us queue goes now, in place of an empty poll */
@@ -630,6 +483,8 @@ static int bosh_on_session_created(bosh_transport_t *t, uvx_stanza_t *body)
         t->requests = BOSH_MAX_SLOTS;
     if (t->wait == 0)
         t->wait = 1;
+    unsigned polling = bosh_attr_uint(body, "polling", 0);
+    t->polling_ms = (uint64_t)(polling > 0 ? polling : 1) * 1000;
     conn_transport_stream_open(conn, body);
     const char *authid = uvx_stanza_attr(body, "authid");
     if (authid && !conn->closing && conn->state < ST_CLOSING)
@@ -650,6 +505,7 @@ static int bosh_on_element(uvx_conn_t *conn, uvx_stanza_t *body)
         conn_do_disconnect(conn, "invalid-namespace");
         return 1;
     }
+    t->response_bodies++;
     if (t->body_in)
         t->body_in(conn, body, t->body_ud);
     if (conn->closing || conn->state >= ST_CLOSING)
@@ -671,8 +527,10 @@ static int bosh_on_element(uvx_conn_t *conn, uvx_stanza_t *body)
     for (uvx_stanza_t *c = uvx_stanza_children(body); c; c = uvx_stanza_next(c)) {
         if (conn->closing || conn->state >= ST_CLOSING)
             break;
-        if (uvx_stanza_is_element(c))
+        if (uvx_stanza_is_element(c)) {
+            t->response_stanzas++;
             conn_transport_stanza(conn, c);
+        }
     }
     return 1;
 }
@@ -712,6 +570,37 @@ static int bosh_wants_poll(const bosh_transport_t *t)
            (conn->authenticated || conn->state == ST_STREAM);
 }
 
+static void bosh_on_poll_timer(uv_timer_t *timer)
+{
+    bosh_transport_t *t = timer->data;
+    if (!t->closed)
+        bosh_pump(t);
+}
+
+/* XEP-0124 §12 (and §11): of two empty requests in a row, when the first
+ * was answered with nothing, the second waits until `polling` seconds
+ * after the first. In a polling session (hold='0') every answer comes at
+ * once, so this is what spaces the polls; in a held session it only slows
+ * a server that answers polls at once with nothing (say a 200 with an
+ * empty body), which would otherwise be asked again back to back. Returns
+ * 1 when a poll may go now, else 0 with the poll timer set to pump then. */
+static int bosh_poll_may_go(bosh_transport_t *t)
+{
+    if (t->poll_rid == 0 || !t->poll_answered_empty)
+        return 1;
+    uint64_t now = uv_now(t->conn->ctx->loop);
+    uint64_t due = t->poll_sent_ms + t->polling_ms;
+    if (now >= due)
+        return 1;
+    if (t->poll_timer == NULL) {
+        if ((t->poll_timer = conn_timer_new(t->conn)) == NULL)
+            return 1; /* out of memory: poll now rather than never */
+        t->poll_timer->data = t;
+    }
+    uv_timer_start(t->poll_timer, bosh_on_poll_timer, due - now, 0);
+    return 0;
+}
+
 /* What goes next into a free slot: 1 with *kind set, 0 for nothing. */
 static int bosh_next_request(bosh_transport_t *t, request_kind_t *kind)
 {
@@ -732,7 +621,7 @@ static int bosh_next_request(bosh_transport_t *t, request_kind_t *kind)
         *kind = REQ_TERMINATE;
         return 1;
     }
-    if (t->pending.len || bosh_wants_poll(t)) {
+    if (t->pending.len || (bosh_wants_poll(t) && bosh_poll_may_go(t))) {
         *kind = REQ_NORMAL;
         return 1;
     }
@@ -755,6 +644,7 @@ static int bosh_build_body(bosh_transport_t *t, bosh_slot_t *slot, request_kind_
     p.terminate = kind == REQ_TERMINATE;
     /* a restart carries nothing else (XEP-0206 §5) */
     int carries = kind == REQ_NORMAL || kind == REQ_TERMINATE;
+    int empty_poll = kind == REQ_NORMAL && t->pending.len == 0;
     buf_reset(&slot->body);
     int rc = bosh_body_build(&slot->body, &p, carries ? t->pending.data : NULL,
                              carries ? t->pending.len : 0);
@@ -765,6 +655,8 @@ static int bosh_build_body(bosh_transport_t *t, bosh_slot_t *slot, request_kind_
         if (t->pending.cap > 64 * 1024)
             buf_free(&t->pending);
     }
+    t->poll_rid = empty_poll ? p.rid : 0;
+    t->poll_answered_empty = 0;
     slot->busy = 1;
     slot->kind = kind;
     slot->rid = p.rid;
@@ -802,7 +694,7 @@ static void bosh_slot_start(bosh_transport_t *t, bosh_slot_t *slot)
 }
 
 /* Fills free slots with what is waiting, within the server's window. */
-static void bosh_pump(bosh_transport_t *t)
+void bosh_pump(bosh_transport_t *t)
 {
     if (t->pumping) {
         t->pump_again = 1;
@@ -852,7 +744,7 @@ static int bosh_init(uvx_conn_t *conn)
 }
 
 /* Forgets the session (not the options) for the next connect/attach. */
-static void bosh_reset_session(bosh_transport_t *t)
+void bosh_reset_session(bosh_transport_t *t)
 {
     free(t->sid);
     t->sid = NULL;
@@ -866,6 +758,11 @@ static void bosh_reset_session(bosh_transport_t *t)
     t->hold = t->conn->bosh_hold ? t->conn->bosh_hold : BOSH_DEFAULT_HOLD;
     t->requests = t->hold + 1 > BOSH_MAX_SLOTS ? BOSH_MAX_SLOTS : t->hold + 1;
     t->next_rid = bosh_random_rid();
+    t->polling_ms = BOSH_MIN_POLLING_MS;
+    t->poll_rid = 0;
+    t->poll_answered_empty = 0;
+    if (t->poll_timer)
+        uv_timer_stop(t->poll_timer);
 }
 
 static int bosh_connect(uvx_conn_t *conn)
@@ -946,6 +843,11 @@ static int bosh_close(uvx_conn_t *conn)
             slot->timer = NULL;
         }
     }
+    if (t->poll_timer) {
+        t->poll_timer->data = conn;
+        conn_timer_free(conn, t->poll_timer);
+        t->poll_timer = NULL;
+    }
     return 0;
 }
 
@@ -982,129 +884,3 @@ const transport_vtable_t transport_bosh = {
     .destroy = bosh_destroy,
     .on_element = bosh_on_element,
 };
-
-/* ---- public API ---- */
-
-static void bosh_attach_failed(uvx_conn_t *conn, uvx_status_cb cb, void *ud, const char *cond)
-{
-    if (cb)
-        cb(conn, UVX_STATUS_ATTACHFAIL, cond, NULL, ud);
-}
-
-int uvx_attach(uvx_conn_t *conn, const char *jid, const char *sid, uint64_t rid, uvx_status_cb cb,
-               void *ud, unsigned wait, unsigned hold, unsigned wind)
-{
-    if (conn == NULL)
-        return UVX_EINVAL;
-    if (!bosh_is(conn)) {
-        bosh_attach_failed(conn, cb, ud, "not-bosh");
-        return UVX_ENOTSUP;
-    }
-    if (conn->closing || (conn->state != ST_IDLE && conn->state != ST_DISCONNECTED))
-        return UVX_ESTATE;
-    char *domain = NULL;
-    if (jid == NULL || sid == NULL || *sid == '\0' || rid == 0 || rid >= BOSH_RID_LIMIT ||
-        strpbrk(sid, "<>&'\"") != NULL || uvx_jid_split(jid, NULL, &domain, NULL) != 0) {
-        bosh_attach_failed(conn, cb, ud, "bad-format");
-        return UVX_EINVAL;
-    }
-    bosh_transport_t *t = bosh_of(conn);
-    char *resource = uvx_jid_resource(jid);
-    free(conn->domain);
-    conn->domain = domain;
-    int rc = xstrdup_into(&conn->jid, jid);
-    rc = rc ? rc : xstrdup_into(&conn->bound_jid, resource ? jid : NULL);
-    free(resource);
-    conn->bosh_wait = wait;
-    conn->bosh_hold = hold;
-    bosh_reset_session(t);
-    rc = rc ? rc : xstrdup_into(&t->sid, sid);
-    if (rc != 0)
-        return rc;
-    t->next_rid = rid;
-    if (wind)
-        t->requests = wind > BOSH_MAX_SLOTS ? BOSH_MAX_SLOTS : wind;
-    t->attaching = 1;
-    conn->status_cb = cb;
-    conn->status_ud = ud;
-    conn->secure = 0;
-    if (conn->disconnection_timeout_ms == 0)
-        conn->disconnection_timeout_ms = 3000;
-    /* the parser primed as for a new session, but no session request */
-    conn_transport_connected(conn);
-    if (conn->closing || conn->state != ST_STREAM)
-        return UVX_ENOMEM;
-    conn->state = ST_CONNECTED;
-    conn->authenticated = 1;
-    handlers_authenticated(conn);
-    conn_change_status(conn, UVX_STATUS_ATTACHED, NULL, NULL);
-    if (!conn->closing && conn->state == ST_CONNECTED)
-        bosh_pump(t); /* collect what the server holds for the session */
-    return 0;
-}
-
-/* Whether a cached session may be restored as `jid` (Strophe's test). */
-static int bosh_session_matches(const char *cached, const char *jid)
-{
-    if (jid == NULL)
-        return 1;
-    if (uvx_jid_bare_equal(cached, jid))
-        return 1;
-    char *node = uvx_jid_node(jid);
-    char *domain = uvx_jid_domain(cached);
-    int same_domain = node == NULL && domain && strcmp(domain, jid) == 0;
-    free(node);
-    free(domain);
-    return same_domain;
-}
-
-int uvx_restore(uvx_conn_t *conn, const char *jid, uvx_status_cb cb, void *ud)
-{
-    if (conn == NULL)
-        return UVX_EINVAL;
-    if (!bosh_is(conn))
-        return UVX_ENOTFOUND;
-    bosh_transport_t *t = bosh_of(conn);
-    uvx_bosh_session_t s;
-    memset(&s, 0, sizeof(s));
-    if (!t->have_store || t->store.load(&s, t->store.ud) != 0 || s.sid[0] == '\0' || s.rid == 0 ||
-        !bosh_session_matches(s.jid, jid))
-        return UVX_ENOTFOUND;
-    return uvx_attach(conn, s.jid, s.sid, s.rid, cb, ud, s.wait, s.hold, s.requests);
-}
-
-int uvx_bosh_set_rid_hook(uvx_conn_t *conn, void (*cb)(uvx_conn_t *conn, uint64_t rid, void *ud),
-                          void *ud)
-{
-    if (!bosh_is(conn))
-        return UVX_ENOTSUP;
-    bosh_transport_t *t = bosh_of(conn);
-    t->rid_hook = cb;
-    t->rid_ud = ud;
-    return 0;
-}
-
-int uvx_bosh_set_body_hooks(uvx_conn_t *conn, uvx_xml_hook input, uvx_xml_hook output, void *ud)
-{
-    if (!bosh_is(conn))
-        return UVX_ENOTSUP;
-    bosh_transport_t *t = bosh_of(conn);
-    t->body_in = input;
-    t->body_out = output;
-    t->body_ud = ud;
-    return 0;
-}
-
-int uvx_bosh_session(const uvx_conn_t *conn, const char **sid, uint64_t *rid)
-{
-    if (!bosh_is(conn))
-        return UVX_ENOTSUP;
-    const bosh_transport_t *t = bosh_of(conn);
-    if (t->sid == NULL)
-        return UVX_ENOTFOUND;
-    if (sid)
-        *sid = t->sid;
-    if (rid)
-        *rid = t->next_rid;
-    return 0;
-}

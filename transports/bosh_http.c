@@ -13,10 +13,20 @@
 
 /* ---- responses ---- */
 
+static int reader_is_interim(const llhttp_t *p)
+{
+    return p->status_code >= 100 && p->status_code < 200 && p->status_code != 101;
+}
+
 static int reader_on_headers_complete(llhttp_t *p)
 {
     bosh_http_reader_t *r = p->data;
     r->status = p->status_code;
+    /* a body announced too big fails now, not after max_body bytes */
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->max_body) {
+        r->too_big = 1;
+        return -1;
+    }
     return 0;
 }
 
@@ -37,6 +47,13 @@ static int reader_on_body(llhttp_t *p, const char *at, size_t len)
 static int reader_on_message_complete(llhttp_t *p)
 {
     bosh_http_reader_t *r = p->data;
+    if (reader_is_interim(p)) {
+        /* 100 Continue and the like come before the real answer, which a
+         * client must read on (RFC 9110 §15.2) */
+        r->status = 0;
+        buf_reset(&r->body);
+        return 0;
+    }
     r->complete = 1;
     r->keep_alive = llhttp_should_keep_alive(p);
     return HPE_PAUSED; /* one response at a time: stop right after it */
