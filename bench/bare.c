@@ -1,5 +1,6 @@
 #include "bare.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -31,8 +32,16 @@ static void bare_text(void *ctx, const xmlChar *text, int len)
     (void)ctx, (void)text, (void)len;
 }
 
-unsigned bare_libxml2_parse(const char *data, size_t len, size_t chunk)
+struct bare_parser {
+    bare_count_t count;
+    xmlParserCtxtPtr ctxt;
+};
+
+bare_parser_t *bare_parser_new(void)
 {
+    bare_parser_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
     xmlSAXHandler sax;
     memset(&sax, 0, sizeof(sax));
     sax.initialized = XML_SAX2_MAGIC;
@@ -41,16 +50,44 @@ unsigned bare_libxml2_parse(const char *data, size_t len, size_t chunk)
     sax.characters = bare_text;
     sax.ignorableWhitespace = bare_text;
     sax.cdataBlock = bare_text;
-    bare_count_t count = {0, 0};
-    xmlParserCtxtPtr ctxt = xmlCreatePushParserCtxt(&sax, &count, NULL, 0, NULL);
-    if (ctxt == NULL)
+    b->ctxt = xmlCreatePushParserCtxt(&sax, &b->count, NULL, 0, NULL);
+    if (b->ctxt == NULL) {
+        free(b);
+        return NULL;
+    }
+    xmlCtxtUseOptions(b->ctxt, XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
+    return b;
+}
+
+int bare_parser_feed(bare_parser_t *b, const char *data, size_t len)
+{
+    return xmlParseChunk(b->ctxt, data, (int)len, 0) == 0 ? 0 : -1;
+}
+
+unsigned bare_parser_stanzas(const bare_parser_t *b)
+{
+    return b->count.stanzas;
+}
+
+void bare_parser_free(bare_parser_t *b)
+{
+    if (b == NULL)
+        return;
+    xmlFreeParserCtxt(b->ctxt);
+    free(b);
+}
+
+unsigned bare_libxml2_parse(const char *data, size_t len, size_t chunk)
+{
+    bare_parser_t *b = bare_parser_new();
+    if (b == NULL)
         return 0;
-    xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
     for (size_t at = 0; at < len; at += chunk) {
         size_t n = len - at < chunk ? len - at : chunk;
-        if (xmlParseChunk(ctxt, data + at, (int)n, 0) != 0)
+        if (bare_parser_feed(b, data + at, n) != 0)
             break;
     }
-    xmlFreeParserCtxt(ctxt);
-    return count.stanzas;
+    unsigned stanzas = bare_parser_stanzas(b);
+    bare_parser_free(b);
+    return stanzas;
 }

@@ -5,13 +5,16 @@
  * handlers are in place) and then
  *   flood mode: writes N pre-generated chat messages, the last with
  *               id='last', as fast as the socket takes them;
+ *   raw mode:   skips all of that: writes the stream header and the same
+ *               flood as soon as a client connects (for bench/flood_bare,
+ *               which has no XMPP stack);
  *   sink mode:  reads and discards what the client sends, counting
  *               <message occurrences, and answers <message id='done'/>
  *               once it has seen the client's message with id='last'.
  * Clients are served one after another or side by side; the flood bytes
  * are generated once, so every client gets the same bytes.
  *
- *   floodserver [--port P] [--messages N] [--mode flood|sink] [--dump FILE]
+ *   floodserver [--port P] [--messages N] [--mode flood|raw|sink] [--dump FILE]
  *   floodserver --bare-parse [--messages N]
  *
  * The first line on stdout is "PORT <n>" (useful with --port 0).
@@ -41,7 +44,7 @@
 #define FLOOD_QUEUE_MAX (4 * 1024 * 1024) /* stop queueing above this */
 #define BARE_CHUNK (64 * 1024)            /* the client library's read size */
 
-enum { MODE_FLOOD, MODE_SINK };
+enum { MODE_FLOOD, MODE_RAW, MODE_SINK };
 
 static const char stream_head[] =
     "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -248,7 +251,7 @@ static void client_on_stream_close(client_t *c)
 {
     /* In flood mode with bytes still queued the close tag would wait behind
      * them: just drop the connection. */
-    if (c->srv->mode == MODE_FLOOD && c->flood_off < c->srv->flood_len)
+    if (c->srv->mode != MODE_SINK && c->flood_off < c->srv->flood_len)
         client_close(c);
     else
         client_send(c, "</stream:stream>", 16, 1);
@@ -379,7 +382,7 @@ static void client_on_iq(client_t *c, const char *elem, size_t len)
 static void client_start_running(client_t *c)
 {
     c->phase = PH_RUNNING;
-    if (c->srv->mode == MODE_FLOOD) {
+    if (c->srv->mode != MODE_SINK) {
         c->started_ns = uv_hrtime();
         flood_pump(c);
     }
@@ -559,6 +562,10 @@ static void server_on_connection(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->sock, 1);
     uv_read_start((uv_stream_t *)&c->sock, client_on_alloc, client_on_read);
+    if (srv->mode == MODE_RAW) {
+        client_send(c, stream_head, strlen(stream_head), 0);
+        client_start_running(c);
+    }
 }
 
 /* ---- bare libxml2 parse ----------------------------------------------------- */
@@ -613,7 +620,7 @@ static int bare_parse(const server_t *srv)
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [--port P] [--messages N] [--mode flood|sink] [--dump FILE]\n"
+            "usage: %s [--port P] [--messages N] [--mode flood|raw|sink] [--dump FILE]\n"
             "       %s --bare-parse [--messages N]\n",
             prog, prog);
     exit(2);
@@ -623,6 +630,8 @@ static int parse_mode(const char *prog, const char *mode)
 {
     if (strcmp(mode, "flood") == 0)
         return MODE_FLOOD;
+    if (strcmp(mode, "raw") == 0)
+        return MODE_RAW;
     if (strcmp(mode, "sink") != 0)
         usage(prog);
     return MODE_SINK;
@@ -651,7 +660,7 @@ int main(int argc, char **argv)
     }
     if (srv.messages == 0 || port < 0 || port > 65535)
         usage(argv[0]);
-    if (srv.mode == MODE_FLOOD || bare || dump) {
+    if (srv.mode != MODE_SINK || bare || dump) {
         srv.flood = make_messages(srv.messages, &srv.flood_len);
         if (srv.flood == NULL) {
             fprintf(stderr, "floodserver: out of memory\n");

@@ -8,13 +8,18 @@
 # keeps the comparison fair on a machine other work is also using.
 #
 # Starts bench/floodserver in flood mode on a free 127.0.0.1 port, runs
-# flood and flood_strophe against it, then a sink-mode server with sendbench
-# and send_strophe, and times a bare libxml2 parse of the same flood bytes.
-# Prints every tool's RESULT line, a line with the same figures computed
-# from CPU time (N / cpu_s, less sensitive to a busy machine), and last
+# flood and flood_strophe against it, and flood_bare (bare libxml2 fed from
+# the socket) against a raw-mode server, then a sink-mode server with
+# sendbench and send_strophe, and times a bare libxml2 parse of the same
+# flood bytes in memory. Prints every tool's RESULT line, a line with the
+# same figures computed from CPU time (N / cpu_s, less sensitive to a busy
+# machine), and last
 #   RESULT flood_uvx=R1 flood_strophe=R2 flood_ratio=R1/R2 flood_vs_bare=R1/Rbare
 #          send_uvx=S1 send_strophe=S2 send_ratio=S1/S2
+#          flood_bare_socket=Rs flood_vs_bare_socket=R1/Rs
 # (one line). Goals: flood_ratio >= 3.5, flood_vs_bare >= 0.75.
+# flood_vs_bare_socket says how much of what the socket path allows at all
+# (kernel copies, the server sharing the machine) uvxmpp keeps.
 set -u
 
 BUILD=${1:-build}
@@ -26,7 +31,7 @@ LOGIN=(--allow-plain)
 JID=bench@localhost
 PASSWORD=secret
 
-for exe in floodserver flood sendbench; do
+for exe in floodserver flood flood_bare sendbench; do
     if [ ! -x "$BENCH/$exe" ]; then
         echo "run-flood.sh: $BENCH/$exe is missing; build it first (ninja -C $BUILD)" >&2
         exit 1
@@ -103,11 +108,14 @@ run_client() {
 echo "# $MESSAGES messages per run, best of $RUNS runs; $(nproc) CPUs," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
+start_server raw
+RAW_PORT=$PORT
 start_server flood
 FLOOD_ARGS=("${LOGIN[@]}" "tcp://127.0.0.1:$PORT" "$JID" "$PASSWORD")
 for _ in $(seq "$RUNS"); do
     run_client flood_uvx flood "${FLOOD_ARGS[@]}"
     [ "$HAVE_STROPHE" = 1 ] && run_client flood_strophe flood_strophe "${FLOOD_ARGS[@]}"
+    run_client flood_bare_socket flood_bare "$RAW_PORT" "$MESSAGES"
 done
 
 start_server sink
@@ -140,9 +148,11 @@ summary() {
     local -n rates=$2
     local fu=${rates[flood_uvx]:-n/a} fs=${rates[flood_strophe]:-n/a}
     local su=${rates[send_uvx]:-n/a} ss=${rates[send_strophe]:-n/a}
+    local fb=${rates[flood_bare_socket]:-n/a}
     echo "$prefix flood_uvx=$fu flood_strophe=$fs flood_ratio=$(ratio "$fu" "$fs")" \
         "flood_vs_bare=$(ratio "$fu" "$bare") send_uvx=$su send_strophe=$ss" \
-        "send_ratio=$(ratio "$su" "$ss")"
+        "send_ratio=$(ratio "$su" "$ss") flood_bare_socket=$fb" \
+        "flood_vs_bare_socket=$(ratio "$fu" "$fb")"
 }
 summary "CPU-TIME" BEST_CPU "$BARE_CPU"
 summary "RESULT" BEST "$BARE"

@@ -264,23 +264,66 @@ static int type_matches(const char *types, const char *type)
     return 0;
 }
 
-static int handler_matches(const uvx_handler_t *h, const uvx_stanza_t *s)
+/* What handlers match on, each looked up once per stanza and only when a
+ * handler asks (the name nearly always). */
+typedef struct stanza_keys {
+    const uvx_stanza_t *s;
+    const char *name, *id, *type, *from;
+    unsigned char have_id, have_type, have_from;
+} stanza_keys_t;
+
+static void keys_init(stanza_keys_t *k, const uvx_stanza_t *s)
 {
-    if (h->name && !(uvx_stanza_name(s) && strcmp(h->name, uvx_stanza_name(s)) == 0))
+    k->s = s;
+    k->name = uvx_stanza_name(s);
+    k->id = k->type = k->from = NULL;
+    k->have_id = k->have_type = k->have_from = 0;
+}
+
+static const char *keys_id(stanza_keys_t *k)
+{
+    if (!k->have_id) {
+        k->id = uvx_stanza_id(k->s);
+        k->have_id = 1;
+    }
+    return k->id;
+}
+
+static const char *keys_type(stanza_keys_t *k)
+{
+    if (!k->have_type) {
+        k->type = uvx_stanza_type(k->s);
+        k->have_type = 1;
+    }
+    return k->type;
+}
+
+static const char *keys_from(stanza_keys_t *k)
+{
+    if (!k->have_from) {
+        k->from = uvx_stanza_from(k->s);
+        k->have_from = 1;
+    }
+    return k->from;
+}
+
+static int handler_matches(const uvx_handler_t *h, stanza_keys_t *k)
+{
+    if (h->name && !(k->name && strcmp(h->name, k->name) == 0))
         return 0;
-    if (h->types && !type_matches(h->types, uvx_stanza_type(s)))
+    if (h->types && !type_matches(h->types, keys_type(k)))
         return 0;
-    if (h->id && !(uvx_stanza_id(s) && strcmp(h->id, uvx_stanza_id(s)) == 0))
+    if (h->id && !(keys_id(k) && strcmp(h->id, k->id) == 0))
         return 0;
     if (h->from) {
-        const char *from = uvx_stanza_from(s);
+        const char *from = keys_from(k);
         if (from == NULL)
             return 0;
         if (h->flags & UVX_MATCH_BARE_FROM ? !uvx_jid_bare_equal(from, h->from)
                                            : strcmp(from, h->from) != 0)
             return 0;
     }
-    if (h->ns && !ns_matches(s, h->ns, (h->flags & UVX_IGNORE_NS_FRAGMENT) != 0))
+    if (h->ns && !ns_matches(k->s, h->ns, (h->flags & UVX_IGNORE_NS_FRAGMENT) != 0))
         return 0;
     return 1;
 }
@@ -310,11 +353,10 @@ static int match_push(match_list_t *m, uvx_handler_t *h)
     return 0;
 }
 
-static void match_collect(uvx_conn_t *conn, uvx_handler_t *h, const uvx_stanza_t *s,
-                          match_list_t *m)
+static void match_collect(uvx_conn_t *conn, uvx_handler_t *h, stanza_keys_t *k, match_list_t *m)
 {
     for (; h; h = h->next)
-        if ((conn->authenticated || !h->user) && handler_matches(h, s))
+        if ((conn->authenticated || !h->user) && handler_matches(h, k))
             match_push(m, h);
 }
 
@@ -371,11 +413,14 @@ void handlers_dispatch(uvx_conn_t *conn, uvx_stanza_t *stanza)
     m.items = m.local;
     m.n = 0;
     m.cap = sizeof(m.local) / sizeof(m.local[0]);
-    const char *id = uvx_stanza_id(stanza);
-    if (id && t->nbuckets)
-        match_collect(conn, t->buckets[hash_id(id) & (t->nbuckets - 1)], stanza, &m);
-    match_collect(conn, t->general, stanza, &m);
-    match_sort(&m);
+    stanza_keys_t keys;
+    keys_init(&keys, stanza);
+    /* Only id handlers live in the table: without any, the id is not needed. */
+    if (t->nids && t->nbuckets && keys_id(&keys))
+        match_collect(conn, t->buckets[hash_id(keys.id) & (t->nbuckets - 1)], &keys, &m);
+    match_collect(conn, t->general, &keys, &m);
+    if (m.n > 1)
+        match_sort(&m);
 
     t->dispatching++;
     for (size_t i = 0; i < m.n && !conn->closing; i++) {

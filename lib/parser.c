@@ -60,8 +60,9 @@
 
 /* The largest piece of input libxml2 gets at once. */
 #define FEED_SLICE (64 * 1024)
-/* Scratch buffers that grew beyond this are released after use, so one big
- * stanza does not pin its size in every idle connection. */
+/* Scratch buffers (and stanza arenas) that grew beyond this are released
+ * after use, so one big stanza does not pin its size in every idle
+ * connection. */
 #define SCRATCH_KEEP (16 * 1024)
 /* Never XML_PARSE_NOENT, DTDLOAD or HUGE. IGNORE_ENC: see above. */
 #define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_IGNORE_ENC)
@@ -104,6 +105,9 @@ typedef struct engine {
     buf_t text;      /* character data not yet added to the open element */
     buf_t name_buf;  /* scratch: "prefix:local" attribute names */
     buf_t value_buf; /* scratch: attribute values with '&' restored */
+    /* Where the nodes of incoming stanzas are carved from: emptied and
+     * reused for the next stanza once the previous one's nodes are gone. */
+    stanza_arena_t *arena;
     struct name_info names[NAME_CACHE];
 } engine_t;
 
@@ -196,6 +200,17 @@ static void trim_scratch(buf_t *b)
         buf_free(b);
     else
         buf_reset(b);
+}
+
+/* Before a stanza: empties the engine's arena for it, or lets go of the
+ * arena when a node of an earlier stanza still lives there (or it is big);
+ * the first node carved then makes a new one. */
+static void prepare_arena(engine_t *e)
+{
+    if (e->arena != NULL && (e->arena->size > SCRATCH_KEEP || !stanza_arena_recycle(e->arena))) {
+        stanza_arena_release(e->arena);
+        e->arena = NULL;
+    }
 }
 
 static void drop_partial_stanza(uvx_parser_t *p)
@@ -327,11 +342,13 @@ static int decode_amp(uvx_parser_t *p, const char *value, size_t value_len)
 static int push_attr(uvx_parser_t *p, uvx_stanza_t *el, const char *name, size_t name_len,
                      const char *value, size_t value_len)
 {
+    stanza_arena_t *a = p->eng->arena;
     if (memchr(value, '&', value_len) == NULL)
-        return stanza_push_attr(el, name, name_len, value, value_len);
+        return stanza_push_attr_in(a, el, name, name_len, value, value_len);
     int rc = decode_amp(p, value, value_len);
     if (rc == 0)
-        rc = stanza_push_attr(el, name, name_len, p->eng->value_buf.data, p->eng->value_buf.len);
+        rc = stanza_push_attr_in(a, el, name, name_len, p->eng->value_buf.data,
+                                 p->eng->value_buf.len);
     trim_scratch(&p->eng->value_buf);
     return rc;
 }
@@ -390,17 +407,41 @@ static int push_prefixed_attr(uvx_parser_t *p, uvx_stanza_t *el, const xmlChar *
     return rc;
 }
 
+/* new_element() for the common case: at most STANZA_FAST_ATTRS attributes,
+ * none in a namespace other than xml: and none with a '&' to restore, so
+ * they go into the element's block as they are. NULL with *fits = 0 when
+ * the element is not such a case. */
+static uvx_stanza_t *new_plain_element(uvx_parser_t *p, const xmlChar *localname, const char *ns,
+                                       size_t ns_len, int nb_attrs, const xmlChar **attrs,
+                                       int *fits)
+{
+    stanza_attr_src_t src[STANZA_FAST_ATTRS];
+    *fits = 0;
+    if (nb_attrs > STANZA_FAST_ATTRS)
+        return NULL;
+    for (int i = 0; i < nb_attrs; i++, attrs += 5) {
+        const xmlChar *prefix = attrs[1];
+        size_t value_len = (size_t)(attrs[4] - attrs[3]);
+        if ((prefix != NULL && !is_xml_prefix((const char *)prefix)) ||
+            memchr(attrs[3], '&', value_len) != NULL)
+            return NULL;
+        src[i].prefix = (const char *)prefix;
+        src[i].prefix_len = prefix != NULL ? 3 : 0;
+        src[i].local = (const char *)attrs[0];
+        src[i].local_len = dict_strlen(p, attrs[0]);
+        src[i].value = (const char *)attrs[3];
+        src[i].value_len = value_len;
+    }
+    *fits = 1;
+    return stanza_new_element_with(&p->eng->arena, (const char *)localname,
+                                   dict_strlen(p, localname), ns, ns_len, src, nb_attrs);
+}
+
 /* An element from a SAX2 start tag. `attrs` holds nb_attrs groups of
  * (localname, prefix, URI, value, value end). */
 static uvx_stanza_t *new_element(uvx_parser_t *p, const xmlChar *localname, const xmlChar *uri,
                                  int nb_attrs, const xmlChar **attrs)
 {
-    int slots = nb_attrs;
-    for (int i = 0; i < nb_attrs; i++) {
-        const xmlChar *prefix = attrs[5 * i + 1];
-        if (prefix != NULL && !is_xml_prefix((const char *)prefix))
-            slots++; /* room for its xmlns:prefix */
-    }
     const char *ns = (const char *)uri;
     size_t ns_len = 0;
     if (uri != NULL) {
@@ -413,8 +454,20 @@ static uvx_stanza_t *new_element(uvx_parser_t *p, const xmlChar *localname, cons
             ns_len = p->eng->value_buf.len;
         }
     }
-    uvx_stanza_t *el =
-        stanza_new_element((const char *)localname, dict_strlen(p, localname), ns, ns_len, slots);
+    int fits;
+    uvx_stanza_t *el = new_plain_element(p, localname, ns, ns_len, nb_attrs, attrs, &fits);
+    if (fits)
+        return el;
+    int slots = nb_attrs;
+    for (int i = 0; i < nb_attrs; i++) {
+        const xmlChar *prefix = attrs[5 * i + 1];
+        if (prefix != NULL && !is_xml_prefix((const char *)prefix))
+            slots++; /* room for its xmlns:prefix */
+    }
+    /* No room reserved for attribute strings: the element is the block
+     * carved last, and its pool grows with each attribute pushed. */
+    el = stanza_new_element_in(&p->eng->arena, (const char *)localname, dict_strlen(p, localname),
+                               ns, ns_len, slots, 0);
     if (el == NULL)
         return NULL;
     for (int i = 0; i < nb_attrs; i++, attrs += 5) {
@@ -439,7 +492,7 @@ static int flush_text(uvx_parser_t *p)
 {
     if (p->eng->text.len == 0)
         return 0;
-    int rc = stanza_append_text(p->cur, p->eng->text.data, p->eng->text.len);
+    int rc = stanza_append_text_in(&p->eng->arena, p->cur, p->eng->text.data, p->eng->text.len);
     trim_scratch(&p->eng->text);
     return rc;
 }
@@ -612,6 +665,8 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         fail_and_stop(p, UVX_ENOMEM, COND_MEMORY);
         return;
     }
+    if (depth == 1)
+        prepare_arena(p->eng);
     uvx_stanza_t *el = new_element(p, localname, uri, nb_attrs, attrs);
     if (el == NULL) {
         fail_and_stop(p, UVX_ENOMEM, COND_MEMORY);
@@ -910,6 +965,7 @@ static void engine_free(engine_t *e)
     if (e->ctxt != NULL)
         xmlFreeParserCtxt(e->ctxt);
     prime_unref(e->prime);
+    stanza_arena_release(e->arena);
     buf_free(&e->text);
     buf_free(&e->name_buf);
     buf_free(&e->value_buf);
@@ -1071,6 +1127,7 @@ static void give_back(uvx_parser_t *p, int parked)
     trim_scratch(&e->text);
     trim_scratch(&e->name_buf);
     trim_scratch(&e->value_buf);
+    prepare_arena(e);
     e->owner = parked ? p : NULL;
     e->prime = NULL;
     if (parked) {

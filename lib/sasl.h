@@ -129,6 +129,27 @@ int sasl_random(uvx_ctx_t *ctx, unsigned char *out, size_t len);
  * benches read it to tell a cached-key login from a full one). */
 void sasl_ctx_count_pbkdf2(uvx_ctx_t *ctx);
 unsigned long sasl_ctx_pbkdf2_count(uvx_ctx_t *ctx);
+/* CPU-heavy work (PBKDF2) for the libuv thread pool, queued per context so
+ * that at most one job fewer than the machine has cores runs at once (at
+ * least one): the loop thread keeps a core for the connections' I/O instead
+ * of waiting behind pool threads for scheduler slices. The others wait in
+ * order. Like uv_queue_work(): `work` runs on a pool thread, then `done` on
+ * the loop; req.data is the caller's. 0 or a libuv error. */
+typedef struct sasl_work sasl_work_t;
+typedef struct sasl_work_queue sasl_work_queue_t;
+struct sasl_work {
+    uv_work_t req; /* first: a uv_work_t * is also the sasl_work_t * */
+    sasl_work_queue_t *queue;
+    uv_work_cb work;
+    uv_after_work_cb done;
+    sasl_work_t *next; /* in the context's queue */
+    int queued;        /* waiting there, not on the pool yet */
+};
+int sasl_queue_work(uvx_ctx_t *ctx, sasl_work_t *w, uv_work_cb work, uv_after_work_cb done);
+/* Cancels a job: one still waiting gets done(UV_ECANCELED) before this
+ * returns; one on the pool is uv_cancel()ed (done comes later, with
+ * UV_ECANCELED if it had not started). */
+void sasl_cancel_work(sasl_work_t *w);
 /* Test seam: SCRAM uses `nonce` (copied; NULL: the DRBG again) as its
  * client nonce, so the RFC 5802/7677 vectors can be replayed. */
 int sasl_ctx_set_test_nonce(uvx_ctx_t *ctx, const char *nonce);

@@ -113,10 +113,99 @@ static void init_node(uvx_stanza_t *s, unsigned char kind, unsigned char flags)
     s->text_cap = 0;
     s->pool = NULL;
     s->pool_used = s->pool_size = 0;
+    s->arena = NULL;
 }
 
-uvx_stanza_t *stanza_new_element_sized(const char *name, size_t name_len, const char *ns,
-                                       size_t ns_len, int attr_hint, size_t attr_bytes)
+/* ---- Arenas --------------------------------------------------------------- */
+
+/* A replacement arena has room for twice what its predecessor held, within
+ * these bounds; a node block larger than ARENA_BIG is malloc'd on its own. */
+#define ARENA_MIN 1024
+#define ARENA_MAX (64 * 1024)
+#define ARENA_BIG (16 * 1024)
+
+stanza_arena_t *stanza_arena_new(size_t size)
+{
+    if (size > SIZE_MAX - sizeof(stanza_arena_t))
+        return NULL;
+    stanza_arena_t *a = malloc(sizeof(stanza_arena_t) + size);
+    if (a == NULL)
+        return NULL;
+    a->refs = 1;
+    a->used = 0;
+    a->size = size;
+    return a;
+}
+
+static void arena_unref(stanza_arena_t *a)
+{
+    if (--a->refs == 0)
+        free(a);
+}
+
+void stanza_arena_release(stanza_arena_t *a)
+{
+    if (a != NULL)
+        arena_unref(a);
+}
+
+int stanza_arena_recycle(stanza_arena_t *a)
+{
+    if (a == NULL || a->refs != 1)
+        return 0;
+    a->used = 0;
+    return 1;
+}
+
+/* Room for a node block of `size` bytes, from the arena in *slot (replaced
+ * by a bigger one when full), or NULL when the block should be malloc'd.
+ * *from gets the arena, which the block holds a reference on. */
+static void *arena_carve(stanza_arena_t **slot, size_t size, stanza_arena_t **from)
+{
+    if (size > ARENA_BIG)
+        return NULL;
+    stanza_arena_t *a = *slot;
+    /* Blocks start aligned for the node struct (the previous block's
+     * attribute pool may have grown by any number of bytes). */
+    size_t start = a != NULL ? (a->used + 15) & ~(size_t)15 : 0;
+    if (a == NULL || start > a->size || a->size - start < size) {
+        size_t next = a != NULL && a->used > ARENA_MIN / 2 ? 2 * a->used : ARENA_MIN;
+        if (next > ARENA_MAX)
+            next = ARENA_MAX;
+        if (next < size)
+            next = size;
+        stanza_arena_t *fresh = stanza_arena_new(next);
+        if (fresh == NULL)
+            return NULL;
+        stanza_arena_release(a);
+        *slot = a = fresh;
+        start = 0;
+    }
+    a->used = start + size;
+    a->refs++;
+    *from = a;
+    return a->mem + start;
+}
+
+/* Grows the attribute pool of `s` in place by `more` bytes when `s` is the
+ * block carved last from `a`: the pool is the block's tail, so it can take
+ * the arena's next bytes. */
+static void arena_grow_pool(stanza_arena_t *a, uvx_stanza_t *s, size_t more)
+{
+    if (s->arena != a || s->pool == NULL || s->pool + s->pool_size != a->mem + a->used ||
+        a->size - a->used < more || more > UINT_MAX / 2 - s->pool_size)
+        return;
+    a->used += more;
+    s->pool_size += (unsigned)more;
+}
+
+/* ---- Node constructors ------------------------------------------------------ */
+
+/* A new element block: from an arena when `slot` is not NULL and it can,
+ * else malloc'd. */
+static uvx_stanza_t *new_element_block(stanza_arena_t **slot, const char *name, size_t name_len,
+                                       const char *ns, size_t ns_len, int attr_hint,
+                                       size_t attr_bytes)
 {
     /* Each part of the size below stays under SIZE_MAX / 8: the sum cannot wrap. */
     const size_t part_max = SIZE_MAX / 8;
@@ -129,10 +218,13 @@ uvx_stanza_t *stanza_new_element_sized(const char *name, size_t name_len, const 
         attr_bytes = 0; /* absurd (pool_size is an unsigned): each attribute allocates its own */
     size_t attrs_size = (size_t)attr_hint * sizeof(stanza_attr_t);
     size_t strings = name_len + 1 + (ns != NULL ? ns_len + 1 : 0);
-    uvx_stanza_t *s = malloc(sizeof(uvx_stanza_t) + attrs_size + strings + attr_bytes);
-    if (s == NULL)
+    size_t size = sizeof(uvx_stanza_t) + attrs_size + strings + attr_bytes;
+    stanza_arena_t *arena = NULL;
+    uvx_stanza_t *s = slot != NULL ? arena_carve(slot, size, &arena) : NULL;
+    if (s == NULL && (s = malloc(size)) == NULL)
         return NULL;
     init_node(s, STANZA_ELEMENT, STANZA_F_NAME_INLINE | STANZA_F_ATTRS_INLINE);
+    s->arena = arena;
     char *tail = (char *)(s + 1);
     s->attrs = attr_hint ? (stanza_attr_t *)tail : NULL;
     s->attr_cap = attr_hint;
@@ -150,10 +242,65 @@ uvx_stanza_t *stanza_new_element_sized(const char *name, size_t name_len, const 
         s->flags |= STANZA_F_NS_INLINE;
         tail += ns_len + 1;
     }
-    if (attr_bytes) {
-        s->pool = tail;
+    if (attr_bytes || arena != NULL) {
+        s->pool = tail; /* an arena's may grow: see arena_grow_pool() */
         s->pool_size = (unsigned)attr_bytes;
     }
+    return s;
+}
+
+uvx_stanza_t *stanza_new_element_sized(const char *name, size_t name_len, const char *ns,
+                                       size_t ns_len, int attr_hint, size_t attr_bytes)
+{
+    return new_element_block(NULL, name, name_len, ns, ns_len, attr_hint, attr_bytes);
+}
+
+uvx_stanza_t *stanza_new_element_in(stanza_arena_t **slot, const char *name, size_t name_len,
+                                    const char *ns, size_t ns_len, int attr_hint, size_t attr_bytes)
+{
+    return new_element_block(slot, name, name_len, ns, ns_len, attr_hint, attr_bytes);
+}
+
+uvx_stanza_t *stanza_new_element_with(stanza_arena_t **slot, const char *name, size_t name_len,
+                                      const char *ns, size_t ns_len, const stanza_attr_src_t *attrs,
+                                      int nattrs)
+{
+    /* Each string is shorter than the stanza size limit: the sum of a few
+     * dozen cannot wrap, but stay safe against any caller. */
+    const size_t part_max = UINT_MAX / 8 / STANZA_FAST_ATTRS;
+    if (nattrs < 0 || nattrs > STANZA_FAST_ATTRS)
+        return NULL;
+    size_t attr_bytes = 0;
+    for (int i = 0; i < nattrs; i++) {
+        const stanza_attr_src_t *a = &attrs[i];
+        if (a->prefix_len > part_max || a->local_len > part_max || a->value_len > part_max)
+            return NULL;
+        attr_bytes += (a->prefix != NULL ? a->prefix_len + 1 : 0) + a->local_len + a->value_len + 2;
+    }
+    uvx_stanza_t *s = new_element_block(slot, name, name_len, ns, ns_len, nattrs, attr_bytes);
+    if (s == NULL)
+        return NULL;
+    /* Straight into the pool, which has exactly the room. */
+    char *at = s->pool;
+    for (int i = 0; i < nattrs; i++) {
+        const stanza_attr_src_t *a = &attrs[i];
+        stanza_attr_t *d = &s->attrs[i];
+        d->name = at;
+        if (a->prefix != NULL) {
+            memcpy(at, a->prefix, a->prefix_len);
+            at += a->prefix_len;
+            *at++ = ':';
+        }
+        memcpy(at, a->local, a->local_len);
+        at += a->local_len;
+        *at++ = '\0';
+        d->value = at;
+        memcpy(at, a->value, a->value_len);
+        at += a->value_len;
+        *at++ = '\0';
+    }
+    s->nattrs = nattrs;
+    s->pool_used = (unsigned)attr_bytes;
     return s;
 }
 
@@ -164,18 +311,28 @@ uvx_stanza_t *stanza_new_element(const char *name, size_t name_len, const char *
     return stanza_new_element_sized(name, name_len, ns, ns_len, attr_hint, guess);
 }
 
-static uvx_stanza_t *new_text_node(const char *text, size_t len)
+static uvx_stanza_t *new_text_block(stanza_arena_t **slot, const char *text, size_t len)
 {
-    uvx_stanza_t *s = malloc(sizeof(uvx_stanza_t) + len + 1);
-    if (s == NULL)
+    if (len > SIZE_MAX - sizeof(uvx_stanza_t) - 1)
+        return NULL;
+    size_t size = sizeof(uvx_stanza_t) + len + 1;
+    stanza_arena_t *arena = NULL;
+    uvx_stanza_t *s = slot != NULL ? arena_carve(slot, size, &arena) : NULL;
+    if (s == NULL && (s = malloc(size)) == NULL)
         return NULL;
     init_node(s, STANZA_TEXT, STANZA_F_NAME_INLINE);
+    s->arena = arena;
     s->name = (char *)(s + 1);
     if (len)
         memcpy(s->name, text, len);
     s->name[len] = '\0';
     s->len = len;
     return s;
+}
+
+static uvx_stanza_t *new_text_node(const char *text, size_t len)
+{
+    return new_text_block(NULL, text, len);
 }
 
 static void drop_text_cache(uvx_stanza_t *s)
@@ -270,6 +427,16 @@ int stanza_push_attr(uvx_stanza_t *s, const char *name, size_t name_len, const c
     return 0;
 }
 
+int stanza_push_attr_in(stanza_arena_t *a, uvx_stanza_t *s, const char *name, size_t name_len,
+                        const char *value, size_t value_len)
+{
+    size_t room = s->pool_size - s->pool_used;
+    if (a != NULL && name_len < UINT_MAX / 4 && value_len < UINT_MAX / 4 &&
+        name_len + value_len + 2 > room)
+        arena_grow_pool(a, s, name_len + value_len + 2 - room);
+    return stanza_push_attr(s, name, name_len, value, value_len);
+}
+
 /* Appends to a text node's text, moving it out of the node's block first. */
 static int text_node_append(uvx_stanza_t *t, const char *text, size_t len)
 {
@@ -316,7 +483,7 @@ void stanza_append_child(uvx_stanza_t *parent, uvx_stanza_t *child)
     children_changed(parent);
 }
 
-int stanza_append_text(uvx_stanza_t *parent, const char *text, size_t len)
+static int append_text(stanza_arena_t **slot, uvx_stanza_t *parent, const char *text, size_t len)
 {
     if (len == 0)
         return 0;
@@ -329,11 +496,21 @@ int stanza_append_text(uvx_stanza_t *parent, const char *text, size_t len)
             children_changed(parent);
         return rc;
     }
-    uvx_stanza_t *t = new_text_node(text, len);
+    uvx_stanza_t *t = new_text_block(slot, text, len);
     if (t == NULL)
         return UVX_ENOMEM;
     stanza_append_child(parent, t);
     return 0;
+}
+
+int stanza_append_text(uvx_stanza_t *parent, const char *text, size_t len)
+{
+    return append_text(NULL, parent, text, len);
+}
+
+int stanza_append_text_in(stanza_arena_t **slot, uvx_stanza_t *parent, const char *text, size_t len)
+{
+    return append_text(slot, parent, text, len);
 }
 
 static void free_attrs(uvx_stanza_t *s)
@@ -362,7 +539,10 @@ static void free_node(uvx_stanza_t *s)
         free(s->ns);
     if (s->text_cache != NULL)
         free(s->text_cache);
-    free(s);
+    if (s->arena != NULL)
+        arena_unref(s->arena);
+    else
+        free(s);
 }
 
 uvx_stanza_t *uvx_stanza_new(const char *name)
@@ -491,14 +671,18 @@ int uvx_stanza_set_ns(uvx_stanza_t *s, const char *ns)
     return 0;
 }
 
-/* Compares lengths first (an attribute's name length is value - name - 1),
- * so most attributes are passed over without touching their strings: the
- * receive path looks up id, type, from and to on every stanza. */
+/* Compares lengths and first characters before anything else (an
+ * attribute's name length is value - name - 1), so most attributes are
+ * passed over without a call: the receive path looks up id, type, from and
+ * to on every stanza. */
 static int find_attr_len(const uvx_stanza_t *s, const char *name, size_t name_len)
 {
+    if (name_len == 0)
+        return -1; /* no attribute has an empty name */
     for (int i = 0; i < s->nattrs; i++) {
         const stanza_attr_t *a = &s->attrs[i];
-        if ((size_t)(a->value - a->name) - 1 == name_len && memcmp(a->name, name, name_len) == 0)
+        if ((size_t)(a->value - a->name) - 1 == name_len && a->name[0] == name[0] &&
+            memcmp(a->name + 1, name + 1, name_len - 1) == 0)
             return i;
     }
     return -1;
@@ -512,7 +696,7 @@ static int find_attr(const uvx_stanza_t *s, const char *name)
 /* uvx_stanza_attr() for a name of known length. */
 static const char *attr_value(const uvx_stanza_t *s, const char *name, size_t name_len)
 {
-    if (!uvx_stanza_is_element(s))
+    if (s == NULL || s->kind != STANZA_ELEMENT)
         return NULL;
     if (name_len == 5 && memcmp(name, "xmlns", 5) == 0)
         return s->ns;

@@ -16,6 +16,8 @@ typedef struct stanza_attr {
     char *value;
 } stanza_attr_t;
 
+typedef struct stanza_arena stanza_arena_t;
+
 /* A new field needs its initial value in init_node() (stanza.c). */
 struct uvx_stanza {
     unsigned refs;
@@ -32,6 +34,7 @@ struct uvx_stanza {
     size_t text_cap;               /* text node with a separately malloc'd text: its capacity */
     char *pool;                    /* element: room for attribute strings inside the node's block */
     unsigned pool_used, pool_size; /* bytes of it handed out / reserved */
+    stanza_arena_t *arena;         /* the arena the node's block was carved from, or NULL */
 };
 
 /* The constructors allocate a node and its name, namespace, text and
@@ -58,6 +61,58 @@ uvx_stanza_t *stanza_new_element_sized(const char *name, size_t name_len, const 
                                        size_t ns_len, int attr_hint, size_t attr_bytes);
 /* Typical XMPP attributes (to/from JIDs, id, type) average below this. */
 enum { STANZA_ATTR_BYTES_GUESS = 40 };
+
+/* An arena: one malloc'd block that the parser carves the nodes of incoming
+ * stanzas from (each node's block as above, back to back), so building a
+ * typical stanza calls malloc() once or, when the arena is recycled, not at
+ * all. Every node carved from an arena holds a reference on it, and so does
+ * the arena's owner (the parser) while it keeps it; the block is freed with
+ * the last reference. A node's own references and ownership rules do not
+ * change: it may outlive its stanza, its parser and its arena's owner, and
+ * what it allocates later (attributes, text, a new name) is malloc'd. */
+struct stanza_arena {
+    unsigned refs;
+    size_t used, size; /* bytes of mem handed out / in all */
+    _Alignas(16) char mem[];
+};
+
+/* A new arena of `size` bytes, with the owner's reference. NULL: no memory. */
+stanza_arena_t *stanza_arena_new(size_t size);
+/* Drops the owner's reference. */
+void stanza_arena_release(stanza_arena_t *a);
+/* 1 when the owner's reference is the only one: then the arena is emptied
+ * for reuse. 0: nodes still live in it. */
+int stanza_arena_recycle(stanza_arena_t *a);
+/* stanza_new_element_sized() carved from the arena in *slot when it has
+ * room; otherwise from a new arena that replaces it in *slot (the owner's
+ * reference moves to it), or malloc'd alone when the element is large. */
+uvx_stanza_t *stanza_new_element_in(stanza_arena_t **slot, const char *name, size_t name_len,
+                                    const char *ns, size_t ns_len, int attr_hint,
+                                    size_t attr_bytes);
+/* An attribute for stanza_new_element_with(): named "prefix:local" (just
+ * "local" when prefix is NULL), all three strings counted. */
+typedef struct stanza_attr_src {
+    const char *prefix, *local, *value;
+    size_t prefix_len, local_len, value_len;
+} stanza_attr_src_t;
+/* The most attributes stanza_new_element_with() takes. */
+enum { STANZA_FAST_ATTRS = 8 };
+/* An element and all its attributes (at most STANZA_FAST_ATTRS) in one
+ * block carved as by stanza_new_element_in(), the attribute array and
+ * strings taking exactly the room they need. Nothing is checked: the parser
+ * hands over distinct, well-formed names. New reference, or NULL. */
+uvx_stanza_t *stanza_new_element_with(stanza_arena_t **slot, const char *name, size_t name_len,
+                                      const char *ns, size_t ns_len, const stanza_attr_src_t *attrs,
+                                      int nattrs);
+/* stanza_push_attr() that first grows the element's attribute pool by what
+ * the attribute needs, when the element is the block carved last from `a`
+ * (as while the parser builds it), so its strings take no allocation. */
+int stanza_push_attr_in(stanza_arena_t *a, uvx_stanza_t *s, const char *name, size_t name_len,
+                        const char *value, size_t value_len);
+/* stanza_append_text() with a new text node carved like the above. */
+int stanza_append_text_in(stanza_arena_t **slot, uvx_stanza_t *parent, const char *text,
+                          size_t len);
+
 /* Appends an attribute without checking for a duplicate (the parser knows
  * XML forbids them). 0 or UVX_ENOMEM. */
 int stanza_push_attr(uvx_stanza_t *s, const char *name, size_t name_len, const char *value,

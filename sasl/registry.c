@@ -35,11 +35,14 @@ struct sasl_ctx {
     size_t n, cap;
     sasl_entry_t *retired; /* replaced or removed: a login may still use one */
     unsigned long pbkdf2_count;
-    char *test_nonce; /* tests replay RFC vectors with a fixed client nonce */
+    sasl_work_queue_t *work; /* created with the first job */
+    char *test_nonce;        /* tests replay RFC vectors with a fixed client nonce */
     int drbg_ready;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
 };
+
+static void work_queue_unref(sasl_work_queue_t *q);
 
 static void entry_free(sasl_entry_t *e)
 {
@@ -122,6 +125,7 @@ void sasl_ctx_free(uvx_ctx_t *ctx)
         mbedtls_ctr_drbg_free(&sc->drbg);
         mbedtls_entropy_free(&sc->entropy);
     }
+    work_queue_unref(sc->work);
     free(sc->test_nonce);
     free(sc->entries);
     free(sc);
@@ -168,6 +172,119 @@ void sasl_ctx_count_pbkdf2(uvx_ctx_t *ctx)
     sasl_ctx_t *sc = sasl_ctx_get(ctx);
     if (sc)
         sc->pbkdf2_count++;
+}
+
+/* ---- the work queue ---- */
+
+/* A detached job may still run on the pool after uvx_ctx_free(): the queue
+ * lives until its last job is done. */
+struct sasl_work_queue {
+    unsigned refs; /* the context's, and one per job on the pool */
+    uv_loop_t *loop;
+    unsigned slots;           /* how many may run at once */
+    unsigned running;         /* on the pool now */
+    sasl_work_t *head, *tail; /* waiting, oldest first */
+};
+
+static sasl_work_queue_t *work_queue_new(uv_loop_t *loop)
+{
+    sasl_work_queue_t *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->refs = 1;
+    q->loop = loop;
+    /* One job per core but one: PBKDF2 never sleeps, and with a job on
+     * every core the loop thread waits whole scheduler slices for a core. */
+    unsigned cores = uv_available_parallelism();
+    q->slots = cores > 1 ? cores - 1 : 1;
+    return q;
+}
+
+static void work_queue_unref(sasl_work_queue_t *q)
+{
+    if (q != NULL && --q->refs == 0)
+        free(q);
+}
+
+static void work_after(uv_work_t *req, int status);
+
+static int work_submit(sasl_work_queue_t *q, sasl_work_t *w)
+{
+    int rc = uv_queue_work(q->loop, &w->req, w->work, work_after);
+    if (rc == 0) {
+        q->running++;
+        q->refs++;
+    }
+    return rc;
+}
+
+/* Starts waiting jobs while there are free slots. */
+static void work_pump(sasl_work_queue_t *q)
+{
+    while (q->head != NULL && q->running < q->slots) {
+        sasl_work_t *w = q->head;
+        q->head = w->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        w->next = NULL;
+        w->queued = 0;
+        int rc = work_submit(q, w);
+        if (rc != 0)
+            w->done(&w->req, rc);
+    }
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    sasl_work_t *w = (sasl_work_t *)req;
+    sasl_work_queue_t *q = w->queue;
+    uv_after_work_cb done = w->done;
+    q->running--;
+    work_pump(q); /* before `done`, which may free w */
+    done(req, status);
+    work_queue_unref(q);
+}
+
+int sasl_queue_work(uvx_ctx_t *ctx, sasl_work_t *w, uv_work_cb work, uv_after_work_cb done)
+{
+    sasl_ctx_t *sc = sasl_ctx_get(ctx);
+    if (sc == NULL || (sc->work == NULL && (sc->work = work_queue_new(ctx->loop)) == NULL))
+        return UVX_ENOMEM;
+    sasl_work_queue_t *q = sc->work;
+    w->queue = q;
+    w->work = work;
+    w->done = done;
+    w->next = NULL;
+    w->queued = 0;
+    if (q->head == NULL && q->running < q->slots)
+        return work_submit(q, w);
+    w->queued = 1;
+    if (q->tail != NULL)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    return 0;
+}
+
+void sasl_cancel_work(sasl_work_t *w)
+{
+    if (!w->queued) {
+        uv_cancel((uv_req_t *)&w->req);
+        return;
+    }
+    sasl_work_queue_t *q = w->queue;
+    sasl_work_t **pp = &q->head, *prev = NULL;
+    while (*pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = w->next;
+    if (q->tail == w)
+        q->tail = prev;
+    w->next = NULL;
+    w->queued = 0;
+    w->done(&w->req, UV_ECANCELED);
 }
 
 int sasl_ctx_set_test_nonce(uvx_ctx_t *ctx, const char *nonce)

@@ -59,7 +59,7 @@ typedef struct scram_state {
  * connection may go away meanwhile: then `s` is NULL (detached) and the
  * after-work callback only frees the job. */
 struct scram_job {
-    uv_work_t req;
+    sasl_work_t work; /* through the context's queue: see sasl_queue_work() */
     sasl_session_t *s;
     const scram_hash_t *hash;
     char *password;
@@ -365,9 +365,10 @@ static void scram_detach_job(scram_state_t *st)
 {
     if (st->job == NULL)
         return;
-    st->job->s = NULL;
-    uv_cancel((uv_req_t *)&st->job->req); /* if it has not started; else it just finishes */
+    scram_job_t *job = st->job;
     st->job = NULL;
+    job->s = NULL;
+    sasl_cancel_work(&job->work); /* if it has not started; else it just finishes */
 }
 
 static void scram_cleanup(sasl_session_t *s)
@@ -472,13 +473,13 @@ static void scram_job_done(uv_work_t *req, int status)
 {
     scram_job_t *job = req->data;
     sasl_session_t *s = job->s;
-    if (s == NULL || status != 0) { /* detached (connection gone or moved on) or cancelled */
+    if (s == NULL) { /* detached: the connection is gone or moved on */
         scram_job_free(job);
         return;
     }
     scram_state_t *st = s->state;
     st->job = NULL;
-    int rc = job->rc;
+    int rc = status == 0 ? job->rc : UVX_EAUTH;
     if (rc == 0) {
         memcpy(st->keys.client_key, job->client_key, job->key_len);
         memcpy(st->keys.server_key, job->server_key, job->key_len);
@@ -503,13 +504,13 @@ static int scram_queue_pbkdf2(sasl_session_t *s, scram_state_t *st)
         free(job);
         return UVX_ENOMEM;
     }
-    job->req.data = job;
+    job->work.req.data = job;
     job->s = s;
     job->hash = st->hash;
     memcpy(job->salt, st->keys.salt, st->keys.salt_len);
     job->salt_len = st->keys.salt_len;
     job->iterations = st->keys.iterations;
-    int rc = uv_queue_work(s->conn->ctx->loop, &job->req, scram_job_work, scram_job_done);
+    int rc = sasl_queue_work(s->conn->ctx, &job->work, scram_job_work, scram_job_done);
     if (rc != 0) {
         scram_job_free(job);
         return rc;

@@ -1,9 +1,11 @@
 /* Unit tests for the stanza tree, serializer, builder, fmt and reply helpers. */
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "parser.h"
 #include "stanza.h"
 #include "tap.h"
 
@@ -602,16 +604,16 @@ static void test_parsed_attrs_in_block(void)
     CHECK_STR(uvx_stanza_attr(m, "xml:lang"), "en");
     CHECK(serializes_to(m, NULL, xml));
 
-    /* Replacing a pool attribute: same position, new value; the pool still
-     * has room, so the value goes there too. */
+    /* Replacing a pool attribute: same position, new value; the parser
+     * sized the pool exactly, so the value gets its own block. */
     unsigned used = m->pool_used;
     CHECK_INT(uvx_stanza_set_type(m, "normal"), 0);
     CHECK_STR(uvx_stanza_type(m), "normal");
     const char *n = NULL;
     CHECK_INT(uvx_stanza_attr_at(m, 2, &n, NULL), 0);
     CHECK_STR(n, "type");
-    CHECK(attr_in_pool(m, 2));
-    CHECK_INT(m->pool_used, used + strlen("type") + strlen("normal") + 2);
+    CHECK(!attr_in_pool(m, 2));
+    CHECK_INT(m->pool_used, used);
 
     /* A value too big for the rest of the pool gets its own block. */
     char big[301];
@@ -627,7 +629,7 @@ static void test_parsed_attrs_in_block(void)
     CHECK(uvx_stanza_from(m) == NULL);
     CHECK_INT(uvx_stanza_remove_attr(m, "to"), 0);
     CHECK_INT(uvx_stanza_attr_count(m), 3);
-    CHECK(all_attrs_in_pool(m));
+    CHECK(!attr_in_pool(m, 0) && attr_in_pool(m, 1) && attr_in_pool(m, 2));
     CHECK(serializes_to(m, NULL,
                         "<message type='normal' id='m1' xml:lang='en'><body>hi</body></message>"));
 
@@ -677,6 +679,72 @@ static void test_copy_of_parsed(void)
                         "<message to='z@z' type='chat' id='x'><body>one &amp; two</body>"
                         "<x xmlns='urn:x' a='1'/></message>"));
     uvx_stanza_unref(c);
+}
+
+/* Parsed stanzas are carved from an arena the parser reuses once a stanza's
+ * nodes are gone: nodes a caller keeps (a whole stanza, or a child alone)
+ * must stay intact while later stanzas are parsed, and can still be
+ * changed, moved and freed like any node. */
+static uvx_stanza_t *arena_kept[3];
+static int arena_seen;
+
+static void arena_keep(void *ud, uvx_stanza_t *s)
+{
+    (void)ud;
+    if (arena_seen == 0) /* just the body of the first */
+        arena_kept[0] = uvx_stanza_ref(uvx_stanza_child(s, "body"));
+    else if (arena_seen == 1)
+        arena_kept[1] = uvx_stanza_ref(s);
+    arena_seen++;
+}
+
+static void test_arena_kept_nodes(void)
+{
+    uvx_parser_callbacks_t cb = {NULL, arena_keep, NULL, NULL};
+    uvx_parser_t *p = uvx_parser_new(&cb, NULL, NULL);
+    CHECK(p != NULL);
+    if (p == NULL)
+        return;
+    const char *head = "<stream:stream xmlns='jabber:client' "
+                       "xmlns:stream='http://etherx.jabber.org/streams'>";
+    CHECK_INT(uvx_parser_feed(p, head, strlen(head)), 0);
+    char xml[256];
+    for (int i = 0; i < 6; i++) {
+        int n = snprintf(xml, sizeof(xml),
+                         "<message id='m%d' type='chat'><body a='%d'>text %d</body></message>", i,
+                         i, i);
+        CHECK_INT(uvx_parser_feed(p, xml, (size_t)n), 0);
+    }
+    uvx_parser_free(p);
+    CHECK_INT(arena_seen, 6);
+    uvx_stanza_t *body = arena_kept[0], *m1 = arena_kept[1];
+    CHECK(body != NULL && m1 != NULL);
+    if (body == NULL || m1 == NULL)
+        return;
+    CHECK(uvx_stanza_parent(body) == NULL); /* its stanza is gone */
+    CHECK_STR(uvx_stanza_text(body), "text 0");
+    CHECK_STR(uvx_stanza_attr(body, "a"), "0");
+    CHECK_STR(uvx_stanza_id(m1), "m1");
+    CHECK_STR(uvx_stanza_child_text(m1, "body"), "text 1");
+
+    /* Changes allocate outside the arena; the arena's bytes stay as they were. */
+    CHECK_INT(uvx_stanza_set_attr(body, "a", "a longer value than before"), 0);
+    CHECK_INT(uvx_stanza_set_attr(body, "b", "new"), 0);
+    CHECK_INT(uvx_stanza_set_text(body, "changed"), 0);
+    CHECK_INT(uvx_stanza_set_name(m1, "iq"), 0);
+    CHECK(serializes_to(body, "jabber:client",
+                        "<body a='a longer value than before' b='new'>changed</body>"));
+
+    /* A child moved from one kept stanza to the other kept node. */
+    uvx_stanza_t *b1 = uvx_stanza_child(m1, "body");
+    uvx_stanza_ref(b1);
+    CHECK_INT(uvx_stanza_remove_child(m1, b1), 0);
+    CHECK_INT(uvx_stanza_adopt(body, b1), 0);
+    CHECK(serializes_to(m1, "jabber:client", "<iq id='m1' type='chat'/>"));
+    uvx_stanza_unref(m1); /* its arena stays: b1 lives there */
+    CHECK_STR(uvx_stanza_child_text(body, "body"), "text 1");
+    uvx_stanza_unref(body);
+    arena_kept[0] = arena_kept[1] = NULL;
 }
 
 static void test_attr_pool_overflow(void)
@@ -1408,6 +1476,7 @@ int main(void)
     tap_run("copy of a parsed stanza", test_copy_of_parsed);
     tap_run("attribute pool overflow", test_attr_pool_overflow);
     tap_run("attribute pool sizes", test_attr_pool_sizes);
+    tap_run("arena: kept nodes outlive their stanza and parser", test_arena_kept_nodes);
     tap_run("serialize basics", test_serialize_basic);
     tap_run("serialize namespaces", test_serialize_namespaces);
     tap_run("serialize escaping", test_serialize_escaping);
