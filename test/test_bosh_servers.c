@@ -366,7 +366,15 @@ static void test_restore_from_cache(void)
     CHECK(again.connected);
     CHECK_STR(uvx_conn_jid(again.conn), "alice@localhost/cached");
     uvx_add_handler(again.conn, count_message, &cnt, NULL, "message", "chat", NULL, NULL, 0);
-    CHECK(bob_says(&e, &bob, "alice@localhost/cached", &cnt));
+    /* Known race (as in Strophe): the dead process's poll (the rid before
+     * the cached one) may still be held at the server, which can answer it
+     * with a message before the restored connection's first request
+     * arrives; that message goes to the closed socket. The session itself
+     * must carry the next ones. */
+    int got = 0;
+    for (int i = 0; i < 3 && !got; i++)
+        got = bob_says(&e, &bob, "alice@localhost/cached", &cnt);
+    CHECK(got);
     CHECK_INT(uvx_disconnect(again.conn, NULL), 0);
     CHECK(run_until(&e.loop, &again.disconnected, 1, 8000));
     CHECK(access(path, F_OK) != 0); /* the ended session is no longer cached */
