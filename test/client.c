@@ -138,3 +138,18 @@ int tserver_start(test_server_t *srv, const char *kind, const char *extra_users)
     }
     return 1;
 }
+
+void loopenv_init(loopenv_t *e)
+{
+    uv_loop_init(&e->loop);
+    e->ctx = uvx_ctx_new(&e->loop);
+    CHECK(e->ctx != NULL);
+}
+
+void loopenv_done(loopenv_t *e)
+{
+    for (int i = 0; i < 10; i++)
+        uv_run(&e->loop, UV_RUN_NOWAIT);
+    CHECK_INT(uvx_ctx_free(e->ctx), 0);
+    CHECK_INT(loop_finish(&e->loop), 0);
+}

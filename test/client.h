@@ -44,6 +44,17 @@ void run_for(uv_loop_t *loop, unsigned ms);
  * the loop closed cleanly (nothing of ours left behind). */
 int loop_finish(uv_loop_t *loop);
 
+/* A loop and a context on it, for one test case. */
+typedef struct loopenv {
+    uv_loop_t loop;
+    uvx_ctx_t *ctx;
+} loopenv_t;
+
+void loopenv_init(loopenv_t *e);
+/* Lets the asynchronous closes finish (as in libuv), then checks that the
+ * context and the loop end with nothing left open. */
+void loopenv_done(loopenv_t *e);
+
 /* Starts a Prosody or skips the case (returns 0) when servers are not
  * available; fails the case when UVX_REQUIRE_SERVERS=1. */
 int tserver_start(test_server_t *srv, const char *kind, const char *extra_users);

@@ -17,26 +17,6 @@
 static test_server_t srv;
 static char http_service[96], https_service[96], cafile[512];
 
-typedef struct tenv {
-    uv_loop_t loop;
-    uvx_ctx_t *ctx;
-} tenv_t;
-
-static void env_init(tenv_t *e)
-{
-    uv_loop_init(&e->loop);
-    e->ctx = uvx_ctx_new(&e->loop);
-    CHECK(e->ctx != NULL);
-}
-
-static void env_done(tenv_t *e)
-{
-    for (int i = 0; i < 10; i++)
-        uv_run(&e->loop, UV_RUN_NOWAIT);
-    CHECK_INT(uvx_ctx_free(e->ctx), 0);
-    CHECK_INT(loop_finish(&e->loop), 0);
-}
-
 static void bosh_options(uvx_conn_options_t *o, const char *mech)
 {
     static const char *mechs[2];
@@ -50,8 +30,8 @@ static void bosh_options(uvx_conn_options_t *o, const char *mech)
     }
 }
 
-static int login_on(tenv_t *e, tclient_t *c, const char *service, const char *jid, const char *pass,
-                    const uvx_conn_options_t *opts)
+static int login_on(loopenv_t *e, tclient_t *c, const char *service, const char *jid,
+                    const char *pass, const uvx_conn_options_t *opts)
 {
     uvx_conn_options_t o;
     if (opts == NULL) {
@@ -65,7 +45,7 @@ static int login_on(tenv_t *e, tclient_t *c, const char *service, const char *ji
     return run_until(&e->loop, &c->connected, 1, 15000);
 }
 
-static void disconnect_and_close(tenv_t *e, tclient_t *c)
+static void disconnect_and_close(loopenv_t *e, tclient_t *c)
 {
     if (c->conn && c->connected && !c->disconnected) {
         CHECK_INT(uvx_disconnect(c->conn, NULL), 0);
@@ -79,10 +59,10 @@ static void disconnect_and_close(tenv_t *e, tclient_t *c)
 
 static void login_case(const char *service, const char *mech, int secure)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
     uvx_conn_options_t o;
-    env_init(&e);
+    loopenv_init(&e);
     bosh_options(&o, mech);
     CHECK(login_on(&e, &c, service, "alice@localhost", "alicepass", &o));
     CHECK_STR(uvx_sasl_mechanism(c.conn), mech);
@@ -93,7 +73,7 @@ static void login_case(const char *service, const char *mech, int secure)
     CHECK_INT(uvx_bosh_session(c.conn, &sid, NULL), 0);
     CHECK(sid && *sid);
     disconnect_and_close(&e, &c);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_login_scram_http(void)
@@ -118,17 +98,17 @@ static void test_login_plain_https(void)
 
 static void test_wrong_password(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
     uvx_conn_options_t o;
-    env_init(&e);
+    loopenv_init(&e);
     bosh_options(&o, NULL);
     CHECK_INT(tclient_init(&c, e.ctx, http_service, &o), 0);
     CHECK_INT(tclient_connect(&c, "alice@localhost", "wrong"), 0);
     CHECK(run_until(&e.loop, &c.disconnected, 1, 15000));
     CHECK_STR(tclient_condition(&c, UVX_STATUS_AUTHFAIL), "not-authorized");
     tclient_close(&c, &e.loop);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- messaging ---- */
@@ -152,9 +132,9 @@ static int count_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
 /* 10 000 messages from a BOSH client to another BOSH client. */
 static void test_10000_messages(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login_on(&e, &a, http_service, "alice@localhost", "alicepass", NULL));
     CHECK(login_on(&e, &b, https_service, "bob@localhost/flood", "bobpass", NULL));
     counter_t cnt = {0, 0};
@@ -178,7 +158,7 @@ static void test_10000_messages(void)
     CHECK_INT(cnt.out_of_order, 0);
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 typedef struct iq_result {
@@ -205,9 +185,9 @@ static int iq_err(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 
 static void test_send_iq(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login_on(&e, &a, http_service, "alice@localhost", "alicepass", NULL));
     iq_result_t r = {0, 0, 0};
     uvx_stanza_t *ping =
@@ -224,7 +204,7 @@ static void test_send_iq(void)
     CHECK_INT(r2.err, 1);
     uvx_stanza_unref(ping);
     disconnect_and_close(&e, &a);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- batching ---- */
@@ -241,9 +221,9 @@ static void count_bodies_out(uvx_conn_t *conn, const uvx_stanza_t *body, void *u
 
 static void test_pause_resume_batching(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login_on(&e, &a, http_service, "alice@localhost", "alicepass", NULL));
     CHECK(login_on(&e, &b, http_service, "bob@localhost/batch", "bobpass", NULL));
     counter_t cnt = {0, 0};
@@ -268,7 +248,7 @@ static void test_pause_resume_batching(void)
     CHECK_INT(bodies_with_messages, 1);
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- attach and restore ---- */
@@ -291,7 +271,7 @@ static void attach_status(uvx_conn_t *conn, int status, const char *cond, uvx_st
 }
 
 /* Sends `text` from bob to `to` and waits until `cnt` has one more. */
-static int bob_says(tenv_t *e, tclient_t *bob, const char *to, counter_t *cnt)
+static int bob_says(loopenv_t *e, tclient_t *bob, const char *to, counter_t *cnt)
 {
     int want = cnt->n + 1;
     uvx_stanza_t *m =
@@ -303,9 +283,9 @@ static int bob_says(tenv_t *e, tclient_t *bob, const char *to, counter_t *cnt)
 
 static void test_attach_prebound(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t pre, att, bob;
-    env_init(&e);
+    loopenv_init(&e);
     /* a second client (the "prebinding backend") makes the session */
     CHECK(login_on(&e, &pre, http_service, "alice@localhost/prebound", "alicepass", NULL));
     CHECK(login_on(&e, &bob, http_service, "bob@localhost", "bobpass", NULL));
@@ -336,7 +316,7 @@ static void test_attach_prebound(void)
     CHECK(run_until(&e.loop, &att.disconnected, 1, 8000));
     tclient_close(&att, &e.loop);
     disconnect_and_close(&e, &bob);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_restore_from_cache(void)
@@ -346,9 +326,9 @@ static void test_restore_from_cache(void)
     CHECK(fd >= 0);
     close(fd);
     unlink(path);
-    tenv_t e;
+    loopenv_t e;
     tclient_t first, again, bob;
-    env_init(&e);
+    loopenv_init(&e);
     uvx_conn_options_t o;
     bosh_options(&o, NULL);
     o.bosh_keepalive = 1;
@@ -384,7 +364,7 @@ static void test_restore_from_cache(void)
     CHECK_INT(uvx_restore(again.conn, NULL, attach_status, &again), UVX_ENOTFOUND);
     tclient_close(&again, &e.loop);
     disconnect_and_close(&e, &bob);
-    env_done(&e);
+    loopenv_done(&e);
     unlink(path);
 }
 

@@ -17,29 +17,8 @@ static test_server_t srv;
 static int have_server;
 static char service[64];
 
-typedef struct tenv {
-    uv_loop_t loop;
-    uvx_ctx_t *ctx;
-} tenv_t;
-
-static void env_init(tenv_t *e)
-{
-    uv_loop_init(&e->loop);
-    e->ctx = uvx_ctx_new(&e->loop);
-    CHECK(e->ctx != NULL);
-}
-
-static void env_done(tenv_t *e)
-{
-    /* closes are asynchronous, as in libuv: let them finish first */
-    for (int i = 0; i < 10; i++)
-        uv_run(&e->loop, UV_RUN_NOWAIT);
-    CHECK_INT(uvx_ctx_free(e->ctx), 0);
-    CHECK_INT(loop_finish(&e->loop), 0);
-}
-
 /* Logs a client in and waits for CONNECTED. */
-static int login(tenv_t *e, tclient_t *c, const char *jid, const char *pass)
+static int login(loopenv_t *e, tclient_t *c, const char *jid, const char *pass)
 {
     if (tclient_init(c, e->ctx, service, NULL) != 0)
         return 0;
@@ -48,7 +27,7 @@ static int login(tenv_t *e, tclient_t *c, const char *jid, const char *pass)
     return run_until(&e->loop, &c->connected, 1, 10000);
 }
 
-static void disconnect_and_close(tenv_t *e, tclient_t *c)
+static void disconnect_and_close(loopenv_t *e, tclient_t *c)
 {
     if (c->conn && c->connected && !c->disconnected) {
         CHECK_INT(uvx_disconnect(c->conn, NULL), 0);
@@ -61,9 +40,9 @@ static void disconnect_and_close(tenv_t *e, tclient_t *c)
 
 static void test_login_plain(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &c, "alice@localhost", "alicepass"));
     CHECK_INT(c.status[0], UVX_STATUS_CONNECTING);
     CHECK(tclient_saw(&c, UVX_STATUS_AUTHENTICATING));
@@ -74,37 +53,37 @@ static void test_login_plain(void)
     disconnect_and_close(&e, &c);
     CHECK(tclient_saw(&c, UVX_STATUS_DISCONNECTING));
     CHECK(!tclient_saw(&c, UVX_STATUS_CONNTIMEOUT)); /* the server closed its stream */
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_login_with_resource(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &c, "bob@localhost/desk", "bobpass"));
     CHECK_STR(uvx_conn_jid(c.conn), "bob@localhost/desk");
     disconnect_and_close(&e, &c);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_login_anonymous(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &c, "anon.localhost", NULL));
     const char *jid = uvx_conn_jid(c.conn);
     CHECK(jid && strstr(jid, "@anon.localhost/") != NULL);
     disconnect_and_close(&e, &c);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_mech_option(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     const char *mechs[] = {"PLAIN", NULL};
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
@@ -115,14 +94,14 @@ static void test_mech_option(void)
     CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
     CHECK(run_until(&e.loop, &c.connected, 1, 10000));
     disconnect_and_close(&e, &c);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_wrong_password(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK_INT(tclient_init(&c, e.ctx, service, NULL), 0);
     CHECK_INT(tclient_connect(&c, "alice@localhost", "wrong"), 0);
     CHECK(run_until(&e.loop, &c.disconnected, 1, 10000));
@@ -130,14 +109,14 @@ static void test_wrong_password(void)
     CHECK_STR(tclient_condition(&c, UVX_STATUS_AUTHFAIL), "not-authorized");
     CHECK(!c.connected);
     tclient_close(&c, &e.loop);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_plain_refused_in_clear(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o); /* allow_plain off */
     o.tls_disabled = 1;        /* and no STARTTLS: a clear stream */
@@ -150,14 +129,14 @@ static void test_plain_refused_in_clear(void)
     CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "tls-required");
     CHECK(!c.connected);
     tclient_close(&c, &e.loop);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_connection_refused(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     /* the direct-TLS port speaks TLS; the port below c2s is not ours: find
      * a closed one by binding and closing it */
     CHECK_INT(tclient_init(&c, e.ctx, "tcp://127.0.0.1:1", NULL), 0);
@@ -165,27 +144,27 @@ static void test_connection_refused(void)
     CHECK(run_until(&e.loop, &c.disconnected, 1, 10000));
     CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "connection-refused");
     tclient_close(&c, &e.loop);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_unresolvable_host(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK_INT(tclient_init(&c, e.ctx, "tcp://no-such-host.invalid:5222", NULL), 0);
     CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
     CHECK(run_until(&e.loop, &c.disconnected, 1, 15000));
     CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "host-unresolved");
     tclient_close(&c, &e.loop);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_api_misuse(void)
 {
-    tenv_t e;
+    loopenv_t e;
     uvx_conn_t *conn = NULL;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK_INT(uvx_conn_new(e.ctx, "gopher://localhost/xmpp", NULL, &conn), UVX_ENOTSUP);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
@@ -204,7 +183,7 @@ static void test_api_misuse(void)
     CHECK_INT(uvx_ctx_free(e.ctx), UVX_ESTATE); /* a connection is open */
     uvx_stanza_unref(m);
     uvx_conn_close(conn, NULL);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- messaging ---- */
@@ -228,9 +207,9 @@ static int count_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
 
 static void test_10000_messages(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/flood", "bobpass"));
     counter_t cnt = {0, 0, 10000};
@@ -253,7 +232,7 @@ static void test_10000_messages(void)
     CHECK_INT(cnt.out_of_order, 0);
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- send_iq ---- */
@@ -290,9 +269,9 @@ static int iq_err(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 
 static void test_send_iq_ping(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     iq_result_t r = {0};
     uvx_stanza_t *ping = uvx_b_done(uvx_b_c(uvx_iq("type", "get", "to", "localhost", NULL), "ping",
@@ -314,7 +293,7 @@ static void test_send_iq_ping(void)
     CHECK_INT(r2.ok, 0);
     uvx_stanza_unref(ping);
     disconnect_and_close(&e, &a);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static int swallow(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
@@ -327,9 +306,9 @@ static int swallow(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 
 static void test_send_iq_timeout(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/mute", "bobpass"));
     int swallowed = 0;
@@ -349,14 +328,14 @@ static void test_send_iq_timeout(void)
     uvx_stanza_unref(ping);
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_unhandled_iq_gets_service_unavailable(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/nohandler", "bobpass"));
     iq_result_t r = {0};
@@ -368,7 +347,7 @@ static void test_unhandled_iq_gets_service_unavailable(void)
     uvx_stanza_unref(q);
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- handler matching ---- */
@@ -395,9 +374,9 @@ static int hit_once(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 
 static void test_handler_matching(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost/match", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/match", "bobpass"));
     hits_t h = {0};
@@ -445,7 +424,7 @@ static void test_handler_matching(void)
     uvx_stanza_unref(m3);
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* Handlers added during dispatch see only later stanzas. */
@@ -473,9 +452,9 @@ static int adding_handler(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 
 static void test_handler_added_during_dispatch(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/adder", "bobpass"));
     adder_t ad = {0};
@@ -490,7 +469,7 @@ static void test_handler_added_during_dispatch(void)
     CHECK_INT(ad.added_calls, 1); /* only the second message */
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- timed handlers ---- */
@@ -510,9 +489,9 @@ static int tick(uvx_conn_t *conn, void *ud)
 
 static void test_timed_handlers(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK_INT(tclient_init(&a, e.ctx, service, NULL), 0);
     ticks_t early = {0, 0}, stopper = {0, 3};
     /* added before login: starts only once authenticated */
@@ -534,7 +513,7 @@ static void test_timed_handlers(void)
     run_for(&e.loop, 100);
     CHECK_INT(early.n, before);
     disconnect_and_close(&e, &a);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- send path: batching, pause/resume, hooks ---- */
@@ -588,9 +567,9 @@ static void on_high_water(uvx_conn_t *c, int above, void *ud)
 
 static void test_batching_pause_hooks(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/batch", "bobpass"));
     counter_t cnt = {0, 0, 0};
@@ -653,16 +632,16 @@ static void test_batching_pause_hooks(void)
     CHECK_INT(uvx_send_raw(a.conn, " ", 1), 0); /* a whitespace keepalive */
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- explicit binding ---- */
 
 static void test_explicit_bind(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
@@ -680,7 +659,7 @@ static void test_explicit_bind(void)
     CHECK(run_until(&e.loop, &a.connected, 1, 5000));
     CHECK_STR(uvx_conn_jid(a.conn), "alice@localhost/chosen");
     disconnect_and_close(&e, &a);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- plugins ---- */
@@ -714,9 +693,9 @@ static void plug_destroy(uvx_conn_t *conn, void *data)
 
 static void test_plugins(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     plugin_log_t log = {0};
     uvx_plugin_t p = {"test-plugin", plug_init, plug_status, plug_destroy, &log};
     CHECK_INT(uvx_ctx_add_plugin(e.ctx, &p), 0);
@@ -729,16 +708,16 @@ static void test_plugins(void)
     CHECK_INT(log.statuses, a.nstatus);
     disconnect_and_close(&e, &a);
     CHECK_INT(log.destroys, 1);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- reuse ---- */
 
 static void test_reset_and_reconnect(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK_INT(uvx_disconnect(a.conn, "bye"), 0);
     CHECK(run_until(&e.loop, &a.disconnected, 1, 5000));
@@ -749,7 +728,7 @@ static void test_reset_and_reconnect(void)
     CHECK(run_until(&e.loop, &a.connected, 1, 10000));
     CHECK(strncmp(uvx_conn_jid(a.conn), "bob@localhost/", 14) == 0);
     disconnect_and_close(&e, &a);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* close from inside a status callback, in the middle of negotiation */
@@ -766,8 +745,8 @@ static void close_on_auth(uvx_conn_t *conn, int status, const char *cond, uvx_st
 
 static void test_close_inside_callback(void)
 {
-    tenv_t e;
-    env_init(&e);
+    loopenv_t e;
+    loopenv_init(&e);
     uvx_conn_t *conn;
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
@@ -777,7 +756,7 @@ static void test_close_inside_callback(void)
     int closed = 0;
     CHECK_INT(uvx_connect(conn, "alice@localhost", "alicepass", close_on_auth, &closed, NULL), 0);
     CHECK(run_until(&e.loop, &closed, 1, 10000));
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 int main(int argc, char **argv)

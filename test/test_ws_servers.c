@@ -24,26 +24,6 @@ static char cafile[512];
 static char ws_service[96];
 static char wss_service[96];
 
-typedef struct tenv {
-    uv_loop_t loop;
-    uvx_ctx_t *ctx;
-} tenv_t;
-
-static void env_init(tenv_t *e)
-{
-    uv_loop_init(&e->loop);
-    e->ctx = uvx_ctx_new(&e->loop);
-    CHECK(e->ctx != NULL);
-}
-
-static void env_done(tenv_t *e)
-{
-    for (int i = 0; i < 10; i++)
-        uv_run(&e->loop, UV_RUN_NOWAIT);
-    CHECK_INT(uvx_ctx_free(e->ctx), 0);
-    CHECK_INT(loop_finish(&e->loop), 0);
-}
-
 /* Options for `service`: PLAIN allowed on ws:// (there is no TLS to wait
  * for), the server's certificate trusted on wss://; `mech` NULL: any. */
 static void ws_opts(uvx_conn_options_t *o, const char **mechs, const char *mech)
@@ -58,7 +38,7 @@ static void ws_opts(uvx_conn_options_t *o, const char **mechs, const char *mech)
     }
 }
 
-static int login_with(tenv_t *e, tclient_t *c, const char *service, const char *mech,
+static int login_with(loopenv_t *e, tclient_t *c, const char *service, const char *mech,
                       const char *jid, const char *pass)
 {
     const char *mechs[2];
@@ -73,12 +53,12 @@ static int login_with(tenv_t *e, tclient_t *c, const char *service, const char *
     return c->connected;
 }
 
-static int login(tenv_t *e, tclient_t *c, const char *jid, const char *pass)
+static int login(loopenv_t *e, tclient_t *c, const char *jid, const char *pass)
 {
     return login_with(e, c, ws_service, NULL, jid, pass);
 }
 
-static void disconnect_and_close(tenv_t *e, tclient_t *c)
+static void disconnect_and_close(loopenv_t *e, tclient_t *c)
 {
     if (c->conn && c->connected && !c->disconnected) {
         CHECK_INT(uvx_disconnect(c->conn, NULL), 0);
@@ -91,9 +71,9 @@ static void disconnect_and_close(tenv_t *e, tclient_t *c)
 
 static void login_case(const char *service, const char *mech, int secure)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login_with(&e, &c, service, mech, "alice@localhost", "alicepass"));
     const char *jid = uvx_conn_jid(c.conn);
     CHECK(jid != NULL && strncmp(jid, "alice@localhost/", 16) == 0);
@@ -104,7 +84,7 @@ static void login_case(const char *service, const char *mech, int secure)
     /* the server answered our <close/> with its own: no timeout */
     CHECK(!tclient_saw(&c, UVX_STATUS_CONNTIMEOUT));
     CHECK_STR(tclient_condition(&c, UVX_STATUS_DISCONNECTED), "");
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_ws_scram_sha1(void)
@@ -139,14 +119,14 @@ static void test_wss_default_mechanism(void)
 
 static void test_wrong_password(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(!login_with(&e, &c, ws_service, "SCRAM-SHA-1", "alice@localhost", "nope"));
     CHECK_STR(tclient_condition(&c, UVX_STATUS_AUTHFAIL), "not-authorized");
     CHECK(run_until(&e.loop, &c.disconnected, 1, 5000));
     tclient_close(&c, &e.loop);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- messages and IQs ---- */
@@ -170,9 +150,9 @@ static int count_message(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 
 static void messages_case(const char *service)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login_with(&e, &a, service, NULL, "alice@localhost", "alicepass"));
     CHECK(login_with(&e, &b, service, NULL, "bob@localhost/flood", "bobpass"));
     counter_t cnt = {0, 0};
@@ -195,7 +175,7 @@ static void messages_case(const char *service)
     CHECK(!a.disconnected && !b.disconnected);
     disconnect_and_close(&e, &a);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_10000_messages(void)
@@ -234,9 +214,9 @@ static int iq_err(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 
 static void test_send_iq(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     iq_result_t r = {0, 0, 0};
     uvx_stanza_t *ping = uvx_b_done(uvx_b_c(uvx_iq("type", "get", "to", "localhost", NULL), "ping",
@@ -253,7 +233,7 @@ static void test_send_iq(void)
     CHECK_INT(r2.err, 1);
     uvx_stanza_unref(ping);
     disconnect_and_close(&e, &a);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 /* ---- endings ---- */
@@ -261,9 +241,9 @@ static void test_send_iq(void)
 static void test_stream_error_conflict(void)
 {
     /* the same full JID twice: the server throws the first one out */
-    tenv_t e;
+    loopenv_t e;
     tclient_t a, b;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost/same", "alicepass"));
     CHECK(login(&e, &b, "alice@localhost/same", "alicepass"));
     CHECK(run_until(&e.loop, &a.disconnected, 1, 10000));
@@ -271,15 +251,15 @@ static void test_stream_error_conflict(void)
     CHECK(!b.disconnected);
     tclient_close(&a, &e.loop);
     disconnect_and_close(&e, &b);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_ping_interval(void)
 {
     /* the server answers the client's pings: nothing happens */
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     uvx_conn_options_t o;
     const char *mechs[2];
     ws_opts(&o, mechs, NULL);
@@ -291,15 +271,15 @@ static void test_ping_interval(void)
     run_for(&e.loop, 300);
     CHECK(!c.disconnected);
     disconnect_and_close(&e, &c);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_redirect_to_server(void)
 {
     /* a scripted server sends the client on to the real one, over TLS */
-    tenv_t e;
+    loopenv_t e;
     tclient_t c;
-    env_init(&e);
+    loopenv_init(&e);
     char close[256];
     snprintf(close, sizeof(close),
              "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='%s'/>",
@@ -314,14 +294,14 @@ static void test_redirect_to_server(void)
     CHECK_INT(uvx_conn_secure(c.conn), 1);
     disconnect_and_close(&e, &c);
     fakews_stop(fw);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 static void test_server_killed(void)
 {
-    tenv_t e;
+    loopenv_t e;
     tclient_t a;
-    env_init(&e);
+    loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost'><body>x</body></message>");
     uvx_send(a.conn, m);
@@ -331,7 +311,7 @@ static void test_server_killed(void)
     CHECK_STR(tclient_condition(&a, UVX_STATUS_DISCONNECTED), "connection-lost");
     CHECK(!tclient_saw(&a, UVX_STATUS_CONNFAIL));
     tclient_close(&a, &e.loop);
-    env_done(&e);
+    loopenv_done(&e);
 }
 
 int main(int argc, char **argv)
