@@ -588,6 +588,7 @@ void conn_do_disconnect(uvx_conn_t *conn, const char *condition)
     conn_timer_free(conn, conn->disconnect_timer);
     conn->disconnect_timer = NULL;
     conn_stop_login_timer(conn);
+    negotiate_stop(conn); /* a queued PBKDF2 would only waste a pool slot */
     buf_reset(&conn->outq);
     conn_outq_taken(conn);
     conn_unmark_dirty(conn);

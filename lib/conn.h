@@ -216,6 +216,9 @@ void negotiate_on_stream_open(uvx_conn_t *conn, uvx_stanza_t *root);
 int negotiate_on_stanza(uvx_conn_t *conn, uvx_stanza_t *stanza);
 int negotiate_bind(uvx_conn_t *conn, const char *resource);
 void negotiate_cleanup(uvx_conn_t *conn);
+/* Ends the SASL mechanism in progress, if any (its queued PBKDF2 is
+ * cancelled): the stream is gone. Learned keys stay readable. */
+void negotiate_stop(uvx_conn_t *conn);
 /* XEP-0440: the channel-binding types advertised in the current stream
  * features, in the server's order, into types[max] (borrowed from
  * conn->features). The count, or -1 when the server advertises none. */

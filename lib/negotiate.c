@@ -50,6 +50,11 @@ void negotiate_cleanup(uvx_conn_t *conn)
     conn->features = NULL;
 }
 
+void negotiate_stop(uvx_conn_t *conn)
+{
+    neg_mech_end(&conn->sasl);
+}
+
 void negotiate_on_stream_open(uvx_conn_t *conn, uvx_stanza_t *root)
 {
     const char *ns = uvx_stanza_ns(root);

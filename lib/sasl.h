@@ -150,6 +150,14 @@ int sasl_queue_work(uvx_ctx_t *ctx, sasl_work_t *w, uv_work_cb work, uv_after_wo
  * returns; one on the pool is uv_cancel()ed (done comes later, with
  * UV_ECANCELED if it had not started). */
 void sasl_cancel_work(sasl_work_t *w);
+/* Test and bench seam: at most `n` (>= 1) jobs of this context on the pool
+ * at once, instead of one per core but one; waiting jobs start at once if
+ * there is now room. 0, UVX_EINVAL (n < 1) or UVX_ENOMEM. */
+int sasl_ctx_set_work_slots(uvx_ctx_t *ctx, int n);
+/* For tests: jobs on the pool now, jobs waiting in the queue, and jobs
+ * whose `work` has run (a cancelled one never counts; contrast
+ * sasl_ctx_pbkdf2_count(), which counts every job queued). */
+void sasl_ctx_work_counts(uvx_ctx_t *ctx, unsigned *running, unsigned *waiting, unsigned long *ran);
 /* Test seam: SCRAM uses `nonce` (copied; NULL: the DRBG again) as its
  * client nonce, so the RFC 5802/7677 vectors can be replayed. */
 int sasl_ctx_set_test_nonce(uvx_ctx_t *ctx, const char *nonce);

@@ -184,6 +184,7 @@ struct sasl_work_queue {
     unsigned slots;           /* how many may run at once */
     unsigned running;         /* on the pool now */
     sasl_work_t *head, *tail; /* waiting, oldest first */
+    unsigned long ran;        /* jobs whose `work` ran (not cancelled): for tests */
 };
 
 static sasl_work_queue_t *work_queue_new(uv_loop_t *loop)
@@ -240,17 +241,27 @@ static void work_after(uv_work_t *req, int status)
     sasl_work_queue_t *q = w->queue;
     uv_after_work_cb done = w->done;
     q->running--;
+    if (status == 0)
+        q->ran++;
     work_pump(q); /* before `done`, which may free w */
     done(req, status);
     work_queue_unref(q);
 }
 
-int sasl_queue_work(uvx_ctx_t *ctx, sasl_work_t *w, uv_work_cb work, uv_after_work_cb done)
+/* The context's queue, created on first use; NULL when out of memory. */
+static sasl_work_queue_t *work_queue_of(uvx_ctx_t *ctx)
 {
     sasl_ctx_t *sc = sasl_ctx_get(ctx);
     if (sc == NULL || (sc->work == NULL && (sc->work = work_queue_new(ctx->loop)) == NULL))
+        return NULL;
+    return sc->work;
+}
+
+int sasl_queue_work(uvx_ctx_t *ctx, sasl_work_t *w, uv_work_cb work, uv_after_work_cb done)
+{
+    sasl_work_queue_t *q = work_queue_of(ctx);
+    if (q == NULL)
         return UVX_ENOMEM;
-    sasl_work_queue_t *q = sc->work;
     w->queue = q;
     w->work = work;
     w->done = done;
@@ -285,6 +296,29 @@ void sasl_cancel_work(sasl_work_t *w)
     w->next = NULL;
     w->queued = 0;
     w->done(&w->req, UV_ECANCELED);
+}
+
+int sasl_ctx_set_work_slots(uvx_ctx_t *ctx, int n)
+{
+    if (n < 1)
+        return UVX_EINVAL;
+    sasl_work_queue_t *q = work_queue_of(ctx);
+    if (q == NULL)
+        return UVX_ENOMEM;
+    q->slots = (unsigned)n;
+    work_pump(q); /* more room: waiting jobs start now */
+    return 0;
+}
+
+void sasl_ctx_work_counts(uvx_ctx_t *ctx, unsigned *running, unsigned *waiting, unsigned long *ran)
+{
+    const sasl_work_queue_t *q = ctx->sasl ? ctx->sasl->work : NULL;
+    unsigned n = 0;
+    for (const sasl_work_t *w = q ? q->head : NULL; w != NULL; w = w->next)
+        n++;
+    *running = q ? q->running : 0;
+    *waiting = n;
+    *ran = q ? q->ran : 0;
 }
 
 int sasl_ctx_set_test_nonce(uvx_ctx_t *ctx, const char *nonce)

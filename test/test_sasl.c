@@ -1060,6 +1060,146 @@ static void test_close_during_pbkdf2(void)
     }
 }
 
+/* ---- the per-context PBKDF2 queue, one slot ---- */
+
+/* One of several logins on one loop and context. */
+typedef struct login {
+    fake_server_t *fs;
+    uvx_conn_t *conn;
+    fake_step_t steps[8];
+    int connected, disconnected, closed;
+} login_t;
+
+static void login_on_status(uvx_conn_t *conn, int status, const char *condition, uvx_stanza_t *elem,
+                            void *ud)
+{
+    login_t *l = ud;
+    (void)conn;
+    (void)condition;
+    (void)elem;
+    if (status == UVX_STATUS_CONNECTED)
+        l->connected = 1;
+    if (status == UVX_STATUS_DISCONNECTED)
+        l->disconnected = 1;
+}
+
+static void login_on_closed(uvx_conn_t *conn)
+{
+    login_t *l = uvx_conn_get_data(conn);
+    l->closed = 1;
+}
+
+static int login_start(senv_t *e, login_t *l)
+{
+    int port = 0;
+    char service[64];
+    uvx_conn_options_t o;
+    l->fs = fake_server_start(&e->loop, l->steps, &port);
+    CHECK(l->fs != NULL);
+    if (l->fs == NULL)
+        return 0;
+    snprintf(service, sizeof(service), "tcp://127.0.0.1:%d", port);
+    uvx_conn_options_init(&o);
+    o.allow_plain = 1;
+    CHECK_INT(uvx_conn_new(e->ctx, service, &o, &l->conn), 0);
+    if (l->conn == NULL)
+        return 0;
+    uvx_conn_set_data(l->conn, l);
+    CHECK_INT(uvx_connect(l->conn, "user@localhost", "pencil", login_on_status, l, NULL), 0);
+    return 1;
+}
+
+static void login_close(senv_t *e, login_t *l)
+{
+    if (l->conn == NULL)
+        return;
+    uvx_conn_close(l->conn, login_on_closed);
+    CHECK(run_until(&e->loop, &l->closed, 1, 5000));
+    l->conn = NULL;
+}
+
+/* Runs the loop until the context has queued `n` PBKDF2 jobs in all. */
+static int wait_pbkdf2_queued(senv_t *e, unsigned long n)
+{
+    uint64_t deadline = uv_hrtime() + 10000000000ull;
+    while (sasl_ctx_pbkdf2_count(e->ctx) < n && uv_hrtime() < deadline)
+        run_for(&e->loop, 1);
+    CHECK_INT(sasl_ctx_pbkdf2_count(e->ctx), n);
+    return sasl_ctx_pbkdf2_count(e->ctx) == n;
+}
+
+#define CHECK_WORK(e, run, wait, done)                                                             \
+    do {                                                                                           \
+        unsigned running_, waiting_;                                                               \
+        unsigned long ran_;                                                                        \
+        sasl_ctx_work_counts((e)->ctx, &running_, &waiting_, &ran_);                               \
+        CHECK_INT(running_, run);                                                                  \
+        CHECK_INT(waiting_, wait);                                                                 \
+        CHECK_INT(ran_, done);                                                                     \
+    } while (0)
+
+/* One slot: A's long PBKDF2 holds it while B, C, D and E queue behind it.
+ * C is closed and D reset while they wait: their jobs leave the queue and
+ * never run. A is closed while its job runs: the job finishes harmlessly
+ * and the next one (B) starts; B and E log in. */
+static void test_cancel_queued_pbkdf2(void)
+{
+    senv_t e;
+    login_t l[5]; /* A B C D E */
+    login_t *a = &l[0], *b = &l[1], *c = &l[2], *d = &l[3], *ee = &l[4];
+    memset(l, 0, sizeof(l));
+    senv_init(&e);
+    sasl_ctx_set_test_nonce(e.ctx, rfc5802.cnonce);
+    CHECK_INT(sasl_ctx_set_work_slots(e.ctx, 0), UVX_EINVAL);
+    CHECK_INT(sasl_ctx_set_work_slots(e.ctx, 1), 0);
+    CHECK_WORK(&e, 0, 0, 0);
+    /* A: the longest derivation a server may ask for; closed before it ends. */
+    char *first = own(&e, first_with_iterations(UVX_SCRAM_MAX_ITERATIONS));
+    scram_script(&e, a->steps, &rfc5802, "SCRAM-SHA-1", first, NULL, 1);
+    /* B, C, E: the RFC 5802 login, to CONNECTED. */
+    scram_script(&e, b->steps, &rfc5802, "SCRAM-SHA-1", NULL, NULL, 0);
+    scram_script(&e, c->steps, &rfc5802, "SCRAM-SHA-1", NULL, NULL, 0);
+    scram_script(&e, ee->steps, &rfc5802, "SCRAM-SHA-1", NULL, NULL, 0);
+    /* D: the server sends its challenge and drops the connection. */
+    scram_script(&e, d->steps, &rfc5802, "SCRAM-SHA-1", NULL, NULL, 1);
+    d->steps[1].close = 1;
+
+    /* One at a time, so that the queue order is A (on the pool), B, C, D, E. */
+    for (int i = 0; i < 5; i++) {
+        if (!login_start(&e, &l[i]) || !wait_pbkdf2_queued(&e, (unsigned long)i + 1))
+            goto out;
+        if (&l[i] == d)
+            CHECK(run_until(&e.loop, &d->disconnected, 1, 5000));
+    }
+    /* The connection loss took D's job out of the queue. */
+    CHECK_WORK(&e, 1, 3, 0);
+
+    login_close(&e, c); /* queued: removed at once, never runs */
+    CHECK_WORK(&e, 1, 2, 0);
+    CHECK_INT(uvx_reset(d->conn), 0);
+    CHECK_WORK(&e, 1, 2, 0);
+    CHECK(!b->connected && !ee->connected);
+
+    login_close(&e, a); /* on the pool: it runs on, detached */
+    CHECK_WORK(&e, 1, 2, 0);
+    CHECK(run_until(&e.loop, &b->connected, 1, 60000));
+    CHECK(run_until(&e.loop, &ee->connected, 1, 10000));
+    CHECK(strstr(fake_server_received(a->fs), "<response") == NULL);
+    /* A's, B's and E's jobs ran; C's and D's did not. */
+    CHECK_WORK(&e, 0, 0, 3);
+    CHECK_INT(sasl_ctx_pbkdf2_count(e.ctx), 5);
+    CHECK(!c->connected && !d->connected);
+    CHECK_INT(fake_server_steps_done(b->fs), 5);
+    CHECK_INT(fake_server_steps_done(ee->fs), 5);
+
+out:
+    for (int i = 0; i < 5; i++) {
+        login_close(&e, &l[i]);
+        fake_server_stop(l[i].fs);
+    }
+    senv_done(&e); /* the queue drains: the loop ends with no handle left */
+}
+
 /* Cached keys that no longer fit, without a password: a local AUTHFAIL. */
 static void test_stale_keys_without_password(void)
 {
@@ -1135,6 +1275,8 @@ int main(void)
     tap_run("user mechanism, asynchronous start aborted", test_user_mechanism_async_abort);
     tap_run("PBKDF2 runs on the thread pool: no loop stall", test_pbkdf2_does_not_stall);
     tap_run("close while PBKDF2 is pending", test_close_during_pbkdf2);
+    tap_run("one PBKDF2 slot: close/reset while queued, close while running",
+            test_cancel_queued_pbkdf2);
     tap_run("stale cached keys without a password", test_stale_keys_without_password);
     tap_run("cached keys for another hash", test_keys_for_other_hash);
     return tap_done();
