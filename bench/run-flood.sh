@@ -125,10 +125,17 @@ for _ in $(seq "$RUNS"); do
     [ "$HAVE_STROPHE" = 1 ] && run_client send_strophe send_strophe "${SEND_ARGS[@]}"
 done
 
-BARE_LINE=$("$BENCH/floodserver" --bare-parse --messages "$MESSAGES" | grep '^RESULT ')
-echo "bare_libxml2: $BARE_LINE"
-BARE=$(sed -n 's/.*bare_msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$BARE_LINE")
-BARE_CPU=$(sed -n 's/.*bare_cpu_msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$BARE_LINE")
+# The in-memory bare parse too counts its best of RUNS runs, like the clients.
+BARE=0
+BARE_CPU=0
+for _ in $(seq "$RUNS"); do
+    BARE_LINE=$("$BENCH/floodserver" --bare-parse --messages "$MESSAGES" | grep '^RESULT ')
+    echo "bare_libxml2: $BARE_LINE"
+    rate=$(sed -n 's/.*bare_msgs_per_s=\([0-9]*\).*/\1/p' <<<"$BARE_LINE")
+    cpu_rate=$(sed -n 's/.*bare_cpu_msgs_per_s=\([0-9]*\).*/\1/p' <<<"$BARE_LINE")
+    [ -n "$rate" ] && [ "$rate" -gt "$BARE" ] && BARE=$rate
+    [ -n "$cpu_rate" ] && [ "$cpu_rate" -gt "$BARE_CPU" ] && BARE_CPU=$cpu_rate
+done
 
 for f in "$TMP"/server-*.err; do
     sed 's/^/server: /' "$f"

@@ -358,7 +358,8 @@ static void conn_on_stream_open(void *ud, uvx_stanza_t *root)
 static int conn_is_stream_element(const uvx_stanza_t *s)
 {
     const char *ns = uvx_stanza_ns(s);
-    return ns && strcmp(ns, UVX_NS_STREAMS) == 0;
+    /* Runs for every stanza: the first byte settles nearly all of them. */
+    return ns && ns[0] == UVX_NS_STREAMS[0] && strcmp(ns, UVX_NS_STREAMS) == 0;
 }
 
 void conn_transport_stanza(uvx_conn_t *conn, uvx_stanza_t *stanza)
