@@ -37,6 +37,13 @@ void tap_skip(const char *name, const char *why)
     fflush(stdout);
 }
 
+int tap_under_valgrind(void)
+{
+    /* valgrind preloads its vgpreload_*.so into every program it runs */
+    const char *preload = getenv("LD_PRELOAD");
+    return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
+
 int tap_done(void)
 {
     printf("1..%d\n", tap_count);

@@ -18,6 +18,9 @@ void tap_run(const char *name, void (*fn)(void));
 int tap_done(void);
 /* Prints "ok N # SKIP name: why". */
 void tap_skip(const char *name, const char *why);
+/* 1 when the program runs under valgrind, which runs one thread at a time:
+ * a case about work on other threads overlapping the loop cannot hold. */
+int tap_under_valgrind(void);
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

@@ -1054,8 +1054,14 @@ static void test_close_during_pbkdf2(void)
         if (delay > 0) /* (run_for(0) may block in poll until the job ends) */
             run_for(&e.loop, (unsigned)delay * 20);
         senv_close_conn(&e); /* the job is detached, not waited for */
-        if (strstr(fake_server_received(e.fs), "<response") != NULL)
-            tap_fail(__FILE__, __LINE__, "answered before the close (delay %d)", delay);
+        if (strstr(fake_server_received(e.fs), "<response") != NULL) {
+            /* The derivation beat the close (a slow machine, valgrind): this
+             * round closed after it, not during it. Without a delay the
+             * close always comes first (a derivation takes far more than
+             * the 1 ms loop turn in which it was queued). */
+            printf("# delay %d: the derivation ended before the close\n", delay);
+            CHECK(delay > 0);
+        }
         senv_done(&e); /* loop_finish waits for the job's after-work callback */
     }
 }
@@ -1273,7 +1279,11 @@ int main(void)
     tap_run("user mechanism, asynchronous answer", test_user_mechanism_async);
     tap_run("user mechanism replaces a built-in; unregister", test_user_mechanism_registry);
     tap_run("user mechanism, asynchronous start aborted", test_user_mechanism_async_abort);
-    tap_run("PBKDF2 runs on the thread pool: no loop stall", test_pbkdf2_does_not_stall);
+    if (tap_under_valgrind())
+        tap_skip("PBKDF2 runs on the thread pool: no loop stall",
+                 "valgrind runs one thread at a time");
+    else
+        tap_run("PBKDF2 runs on the thread pool: no loop stall", test_pbkdf2_does_not_stall);
     tap_run("close while PBKDF2 is pending", test_close_during_pbkdf2);
     tap_run("one PBKDF2 slot: close/reset while queued, close while running",
             test_cancel_queued_pbkdf2);
