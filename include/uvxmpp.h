@@ -531,8 +531,9 @@ typedef struct uvx_conn_options {
     /* BOSH (http://, https://; see "BOSH" at the end of this header):
      * the requests' Content-Type (default "text/xml; charset=utf-8");
      * cookies, NULL-terminated "name=value" strings sent as one Cookie
-     * header; keepalive: cache {jid, sid, rid} after every response through
-     * bosh_store, or else the file bosh_session_file, for uvx_restore(). */
+     * header; keepalive: cache {jid, sid, rids} after every response and
+     * request through bosh_store, or else the file bosh_session_file, for
+     * uvx_restore(). */
     const char *bosh_content_type;
     const char *const *bosh_cookies;
     int bosh_keepalive;
@@ -902,22 +903,47 @@ const char *uvx_sasl_mechanism(const uvx_conn_t *conn);
 #define UVX_NS_HTTPBIND "http://jabber.org/protocol/httpbind"
 #define UVX_NS_XBOSH "urn:xmpp:xbosh"
 
-/* A BOSH session as the keepalive option caches it. `rid` is the next rid
- * to send. */
+/* A BOSH session as the keepalive option caches it.
+ *
+ * `rid` is the oldest rid whose response the client has not received
+ * whole: the request the server holds (or has just answered) when the
+ * process dies. It equals `next_rid` when every request sent was answered.
+ * uvx_restore() sends it again, with an empty body, and so gets what the
+ * server wrote into the dead process's connection: a server answers a rid
+ * it answered already with the same response (XEP-0124 §14; Prosody 0.12
+ * and ejabberd 23.01 do, for their last `requests` rids), and one it still
+ * holds by answering the old request empty and holding the new one. Rids
+ * older than next_rid - requests are not cached (the server could no
+ * longer answer them again). The cache is written before a response's
+ * stanzas are handled, so a stanza that reached the handlers is not
+ * delivered again after a restore (if the process dies while handlers run,
+ * the rest of that response is lost instead).
+ *
+ * `next_rid` is the rid after the last one sent, and bit i of `answered`
+ * is set when the response to rid + i (below next_rid) was received
+ * already (responses to different connections may come out of order):
+ * those are not asked for again. next_rid 0 (a store that does not keep
+ * these fields, a cache written by an older version) means `rid` is where
+ * the new requests start, the meaning it had before. */
 typedef struct uvx_bosh_session {
     char jid[3072]; /* the full JID (or the JID given to uvx_connect) */
     char sid[256];
     uint64_t rid;
     unsigned wait, hold, requests;
+    uint64_t next_rid;
+    unsigned answered;
 } uvx_bosh_session_t;
 
 /* Where the keepalive option keeps the session (Strophe keeps it in
- * sessionStorage). save() runs after every response while authenticated,
- * load() from uvx_restore() (return 0, or UVX_ENOTFOUND when there is
- * none), clear() when the session ends (terminate, a fatal HTTP error; not
- * on uvx_conn_close(), so that a new process can take the session over).
+ * sessionStorage). save() runs while connected whenever the session's rids
+ * change (a response came, a new request went out), load() from
+ * uvx_restore() (return 0, or UVX_ENOTFOUND when there is none), clear()
+ * when the session ends (terminate, a fatal HTTP error; not on
+ * uvx_conn_close(), so that a new process can take the session over).
  * The default store is the file named by bosh_session_file (written to
- * FILE.tmp and renamed, readable by its owner only). */
+ * FILE.tmp and renamed, readable by its owner only), one line each: jid,
+ * sid, rid, "wait hold requests", "next_rid answered". A file without the
+ * last line (as earlier versions wrote it) is read with next_rid 0. */
 typedef struct uvx_bosh_store {
     int (*save)(const uvx_bosh_session_t *session, void *ud);
     int (*load)(uvx_bosh_session_t *session, void *ud);
@@ -927,9 +953,11 @@ typedef struct uvx_bosh_store {
 
 /* Strophe's attach(): takes over a BOSH session another party made (a
  * prebinding web backend, an earlier process). `jid` is the session's full
- * JID, `sid` its id and `rid` the next rid to send (the last one used plus
- * one). wait/hold/wind (the server's `requests`) may be 0 for 60 / 1 /
- * hold+1. No login happens: `cb` gets ATTACHED at once (from inside this
+ * JID, `sid` its id and `rid` the first rid to send: the last one used
+ * plus one, or the oldest one whose response the earlier party did not
+ * receive (the server then answers it again, see uvx_bosh_session_t); the
+ * requests go on from there. wait/hold/wind (the server's `requests`) may
+ * be 0 for 60 / 1 / hold+1. No login happens: `cb` gets ATTACHED at once (from inside this
  * call), user handlers run from then on and a request is sent to collect
  * what the server has for the session. A session the server does not know
  * ends with an HTTP 404 (see above). Returns 0; UVX_ENOTSUP (and ATTACHFAIL
@@ -940,7 +968,9 @@ int uvx_attach(uvx_conn_t *conn, const char *jid, const char *sid, uint64_t rid,
                void *ud, unsigned wait, unsigned hold, unsigned wind);
 
 /* Strophe's restore(): uvx_attach() to the session the keepalive option
- * cached (through bosh_store or bosh_session_file). With `jid` given, the
+ * cached (through bosh_store or bosh_session_file): the rids from the
+ * cached `rid` to next_rid - 1 whose responses had not come are sent again
+ * (empty), then new requests start at next_rid. With `jid` given, the
  * cached session must be for the same bare JID (or, for a bare domain, the
  * same domain). Returns what uvx_attach() returns, or UVX_ENOTFOUND with
  * no callback when there is nothing to restore (no store, nothing cached,

@@ -795,6 +795,22 @@ static void test_pause_batching_and_options(void)
     henv_done(&e);
 }
 
+/* henv_init() with the keepalive option caching the session in a new file
+ * named after `path` (a mkstemp() template). */
+static int henv_init_keepalive(henv_t *e, const fakehttp_step_t *steps, uvx_conn_options_t *o,
+                               char *path)
+{
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    unlink(path); /* the library creates it */
+    henv_options(o);
+    o->bosh_keepalive = 1;
+    o->bosh_session_file = path;
+    return henv_init(e, steps, o);
+}
+
 static void test_attach_and_restore(void)
 {
     static const fakehttp_step_t steps[] = {
@@ -804,16 +820,9 @@ static void test_attach_and_restore(void)
          NULL, 0},
         STEP_END};
     char path[] = "/tmp/uvx-bosh-session-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    unlink(path);
     uvx_conn_options_t o;
-    henv_options(&o);
-    o.bosh_keepalive = 1;
-    o.bosh_session_file = path;
     henv_t e;
-    if (!henv_init(&e, steps, &o))
+    if (!henv_init_keepalive(&e, steps, &o, path))
         return;
     /* misuse first */
     uvx_conn_t *tcp = NULL;
@@ -839,8 +848,8 @@ static void test_attach_and_restore(void)
     uvx_add_handler(e.c.conn, on_message, &e, NULL, "message", NULL, NULL, NULL, 0);
     CHECK(run_until(&e.loop, &e.messages, 1, 5000));
     CHECK(strstr(fakehttp_request(e.fh, 0), "sid='prebound'") != NULL);
-    run_for(&e.loop, 20);
-    /* the next poll took rid 1001; the cache says 1002 is next */
+    CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), 2, 5000));
+    /* the next poll took rid 1001 and is held: the cache asks for it again */
     CHECK_INT(fakehttp_request_rid(e.fh, 1), 1001);
     tclient_close(&e.c, &e.loop); /* no terminate: the session lives on */
     /* a new connection takes the cached session over */
@@ -848,11 +857,125 @@ static void test_attach_and_restore(void)
     CHECK_INT(uvx_restore(e.c.conn, "bob@localhost", status_recorder, &e.c), UVX_ENOTFOUND);
     CHECK_INT(uvx_restore(e.c.conn, "alice@localhost", status_recorder, &e.c), 0);
     CHECK(tclient_saw(&e.c, UVX_STATUS_ATTACHED));
-    run_for(&e.loop, 20);
+    CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), 3, 5000));
+    CHECK_INT(fakehttp_request_rid(e.fh, 2), 1001);
+    CHECK(strstr(fakehttp_request(e.fh, 2), "sid='prebound'") != NULL);
+    henv_done(&e);
+    unlink(path);
+}
+
+/* The texts of the messages handled, "|"-separated. */
+static char heard[256];
+
+static int hear_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
+{
+    henv_t *e = ud;
+    (void)conn;
+    const char *text = uvx_stanza_child_text(msg, "body");
+    size_t len = strlen(heard);
+    snprintf(heard + len, sizeof(heard) - len, "%s|", text ? text : "?");
+    e->messages++;
+    return 1;
+}
+
+static int read_lines(const char *path, char lines[][64], int max)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (f == NULL)
+        return 0;
+    while (n < max && fgets(lines[n], 64, f) != NULL) {
+        lines[n][strcspn(lines[n], "\n")] = '\0';
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* XEP-0124 §14: the process dies while the server holds its poll (2001)
+ * after a later request (2002) was answered. What the server writes into
+ * the dead poll comes back when the restored session asks for rid 2001
+ * again; 2002's answer, handled already, is not asked for twice. */
+static void test_restore_resends_unanswered(void)
+{
+    static const fakehttp_step_t steps[] = {
+        {"rid='2000'", 200,
+         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
+                                "<body>first</body></message>"),
+         NULL, 0},
+        {"rid='2002'", 200,
+         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
+                                "<body>late</body></message>"),
+         NULL, 0},
+        /* the server's answer to 2001, written into the dead connection */
+        {"rid='2001'", 200,
+         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
+                                "<body>replayed</body></message>"),
+         NULL, 0},
+        STEP_END};
+    char path[] = "/tmp/uvx-bosh-session-XXXXXX";
+    uvx_conn_options_t o;
+    henv_t e;
+    if (!henv_init_keepalive(&e, steps, &o, path))
+        return;
+    heard[0] = '\0';
+    CHECK_INT(uvx_attach(e.c.conn, "alice@localhost/r", "s1", 2000, status_recorder, &e.c, 0, 0, 0),
+              0);
+    uvx_add_handler(e.c.conn, hear_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    CHECK(run_until(&e.loop, &e.messages, 1, 5000));
+    run_for(&e.loop, 50);
+    CHECK_INT(fakehttp_request_count(e.fh), 2);
+    CHECK_INT(fakehttp_request_rid(e.fh, 1), 2001); /* held */
+    uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost'><body>hi</body></message>");
+    CHECK_INT(uvx_send(e.c.conn, m), 0);
+    uvx_stanza_unref(m);
+    CHECK(run_until(&e.loop, &e.messages, 2, 5000));
+    CHECK_INT(fakehttp_request_rid(e.fh, 2), 2002);
+    CHECK(strstr(fakehttp_request(e.fh, 2), "<body>hi</body>") != NULL);
+    run_for(&e.loop, 50);
+    CHECK_INT(fakehttp_request_count(e.fh), 3); /* 2001 still out: no new poll */
+    /* the cache: 2001 unanswered, 2002 answered (bit 1), 2003 next */
+    char lines[6][64];
+    CHECK_INT(read_lines(path, lines, 6), 5);
+    CHECK_STR(lines[0], "alice@localhost/r");
+    CHECK_STR(lines[1], "s1");
+    CHECK_STR(lines[2], "2001");
+    CHECK_STR(lines[3], "60 1 2");
+    CHECK_STR(lines[4], "2003 2");
+    tclient_close(&e.c, &e.loop); /* the process dies */
+
+    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
+    CHECK_INT(uvx_restore(e.c.conn, "alice@localhost", status_recorder, &e.c), 0);
+    uvx_add_handler(e.c.conn, hear_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    CHECK(run_until(&e.loop, &e.messages, 3, 5000));
+    run_for(&e.loop, 100);
+    CHECK_INT(e.messages, 3);
+    CHECK_STR(heard, "first|late|replayed|");
+    /* 2001 again, then new requests from 2003: 2002 is not asked for */
     int n = fakehttp_request_count(e.fh);
-    CHECK(n >= 3);
-    CHECK_INT(fakehttp_request_rid(e.fh, n - 1), 1002);
-    CHECK(strstr(fakehttp_request(e.fh, n - 1), "sid='prebound'") != NULL);
+    CHECK_INT(n, 5);
+    CHECK_INT(fakehttp_request_rid(e.fh, 3), 2001);
+    CHECK(strstr(fakehttp_request(e.fh, 3), "sid='s1'") != NULL);
+    CHECK(strstr(fakehttp_request(e.fh, 3), "<body>hi</body>") == NULL);
+    CHECK_INT(fakehttp_request_rid(e.fh, 4), 2003);
+    CHECK_INT(read_lines(path, lines, 6), 5);
+    CHECK_STR(lines[2], "2003"); /* the poll now held */
+    CHECK_STR(lines[4], "2004 0");
+    tclient_close(&e.c, &e.loop);
+
+    /* a cache written before next_rid existed: its rid is the next one */
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("alice@localhost/r\nold-sid\n3000\n60 1 2\n", f);
+        fclose(f);
+    }
+    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
+    CHECK_INT(uvx_restore(e.c.conn, NULL, status_recorder, &e.c), 0);
+    run_for(&e.loop, 50);
+    CHECK_INT(fakehttp_request_count(e.fh), 6);
+    CHECK_INT(fakehttp_request_rid(e.fh, 5), 3000);
+    CHECK(strstr(fakehttp_request(e.fh, 5), "sid='old-sid'") != NULL);
     henv_done(&e);
     unlink(path);
 }
@@ -878,6 +1001,8 @@ int main(void)
     tap_run("terminate remote-stream-error + conflict", test_terminate_conflict_when_connected);
     tap_run("pause/resume: one request; headers, cookies, hooks", test_pause_batching_and_options);
     tap_run("attach, keepalive cache, restore", test_attach_and_restore);
+    tap_run("restore: the unanswered rid again, not the answered one",
+            test_restore_resends_unanswered);
     tap_run("reader: huge or bad lengths, endless chunks, 100 Continue",
             test_reader_bad_lengths_and_interim);
     tap_run("polling session (hold='0'): empty polls spaced by `polling`",

@@ -417,6 +417,9 @@ static void bosh_on_response(bosh_slot_t *slot)
     bosh_slot_clear_request(slot);
     t->errors = 0;
     bosh_mark_older_dead(t, rid);
+    /* The cache no longer asks for this rid before any of its stanzas is
+     * handled: a restore must not deliver them twice. */
+    bosh_store_save(t);
     if (t->rid_hook)
         t->rid_hook(conn, rid + 1, t->rid_ud);
     int whole = bosh_feed_response_body(t, &body);
@@ -440,7 +443,7 @@ static void bosh_on_response(bosh_slot_t *slot)
         bosh_pump(t);
     if (conn->closing || t->closed)
         return;
-    bosh_store_save(t); /* with the rid after the request just sent, if any */
+    bosh_store_save(t); /* once connected by this response, or after a request */
 }
 
 /* The condition a server terminate carries (Strophe's reading). */
@@ -701,6 +704,7 @@ void bosh_pump(bosh_transport_t *t)
         return;
     }
     t->pumping = 1;
+    int built = 0;
     do {
         t->pump_again = 0;
         request_kind_t kind;
@@ -715,10 +719,61 @@ void bosh_pump(bosh_transport_t *t)
                 conn_transport_failed(t->conn, "out-of-memory");
                 return;
             }
+            built = 1;
             bosh_slot_start(t, slot);
         }
     } while (t->pump_again && !t->closed);
     t->pumping = 0;
+    /* A restore must not start new requests at a rid the server has seen:
+     * it would take their stanzas for a repeat and drop them. */
+    if (built && !t->closed && !t->conn->closing)
+        bosh_store_save(t);
+}
+
+void bosh_resend(bosh_transport_t *t, uint64_t first, uint64_t next, unsigned answered)
+{
+    for (uint64_t rid = first; rid < next && !t->closed && !t->conn->closing; rid++) {
+        if (rid - first < 32 && (answered >> (rid - first)) & 1)
+            continue; /* its response came: not asked for (nor delivered) twice */
+        bosh_slot_t *slot = bosh_free_slot(t);
+        if (slot == NULL)
+            break;
+        t->next_rid = rid;
+        buf_t queued = t->pending; /* not for a rid the server may take as a repeat */
+        t->pending = (buf_t)BUF_INIT;
+        int rc = bosh_build_body(t, slot, REQ_NORMAL);
+        t->pending = queued;
+        if (rc != 0) {
+            conn_transport_failed(t->conn, "out-of-memory");
+            return;
+        }
+        t->poll_rid = 0; /* a replay, answered at once: not a poll to space */
+        bosh_slot_start(t, slot);
+    }
+    t->next_rid = next;
+}
+
+uint64_t bosh_unanswered(const bosh_transport_t *t, unsigned *answered)
+{
+    uint64_t next = t->next_rid;
+    /* the server keeps its last `requests` responses, no more */
+    uint64_t floor = next > t->requests ? next - t->requests : 0;
+    uint64_t oldest = next;
+    for (int i = 0; i < BOSH_MAX_SLOTS; i++) {
+        const bosh_slot_t *s = &t->slots[i];
+        if (s->busy && s->rid >= floor && s->rid < oldest)
+            oldest = s->rid;
+    }
+    unsigned mask = 0;
+    for (uint64_t rid = oldest; rid < next && rid - oldest < 32; rid++) {
+        int busy = 0;
+        for (int i = 0; i < BOSH_MAX_SLOTS; i++)
+            busy |= t->slots[i].busy && t->slots[i].rid == rid;
+        if (!busy)
+            mask |= 1u << (rid - oldest);
+    }
+    *answered = mask;
+    return oldest;
 }
 
 /* ---- vtable ---- */
@@ -748,6 +803,7 @@ void bosh_reset_session(bosh_transport_t *t)
 {
     free(t->sid);
     t->sid = NULL;
+    t->saved = 0;
     t->errors = 0;
     t->create_wanted = t->create_sent = 0;
     t->restart_wanted = t->terminate_wanted = t->terminate_sent = 0;

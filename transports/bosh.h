@@ -59,6 +59,9 @@ typedef struct bosh_transport {
     char *session_file;
     uvx_bosh_store_t store;
     int have_store;
+    int saved; /* the store holds saved_*: no need to write them again */
+    uint64_t saved_rid, saved_next;
+    unsigned saved_answered;
     void (*rid_hook)(uvx_conn_t *, uint64_t, void *);
     void *rid_ud;
     uvx_xml_hook body_in, body_out;
@@ -105,11 +108,20 @@ static inline int bosh_is(const uvx_conn_t *conn)
 void bosh_pump(bosh_transport_t *t);
 /* Forgets the session (not the options) for the next connect/attach. */
 void bosh_reset_session(bosh_transport_t *t);
+/* uvx_restore(): sends rids first .. next-1 again, empty, except those
+ * whose bit (rid - first) is set in `answered`; new requests go on from
+ * `next`. Rids that do not fit in the window are given up. */
+void bosh_resend(bosh_transport_t *t, uint64_t first, uint64_t next, unsigned answered);
+/* The oldest rid whose response has not come (within the server's window
+ * of `requests` rids; next_rid when none), and which rids after it did
+ * come (bit rid - oldest), as uvx_bosh_session_t has them. */
+uint64_t bosh_unanswered(const bosh_transport_t *t, unsigned *answered);
 
 /* ---- bosh_session.c ---- */
 
-/* With the keepalive option: caches {jid, sid, next rid, wait, hold,
- * requests} once connected, or forgets them. */
+/* With the keepalive option: caches {jid, sid, oldest unanswered rid,
+ * wait, hold, requests, next rid, answered} once connected (when any of
+ * the rids changed since the last save), or forgets them. */
 void bosh_store_save(bosh_transport_t *t);
 void bosh_store_clear(bosh_transport_t *t);
 

@@ -29,8 +29,8 @@ static int bosh_file_save(const uvx_bosh_session_t *s, void *ud)
         close(fd);
         return UVX_ENOMEM;
     }
-    fprintf(f, "%s\n%s\n%llu\n%u %u %u\n", s->jid, s->sid, (unsigned long long)s->rid, s->wait,
-            s->hold, s->requests);
+    fprintf(f, "%s\n%s\n%llu\n%u %u %u\n%llu %u\n", s->jid, s->sid, (unsigned long long)s->rid,
+            s->wait, s->hold, s->requests, (unsigned long long)s->next_rid, s->answered);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         return -errno;
     return 0;
@@ -53,14 +53,18 @@ static int bosh_file_load(uvx_bosh_session_t *s, void *ud)
     if (f == NULL)
         return UVX_ENOTFOUND;
     char line[64];
-    unsigned long long rid = 0;
+    unsigned long long rid = 0, next = 0;
     int ok = bosh_read_line(f, s->jid, sizeof(s->jid)) == 0 &&
              bosh_read_line(f, s->sid, sizeof(s->sid)) == 0 &&
              bosh_read_line(f, line, sizeof(line)) == 0 && sscanf(line, "%llu", &rid) == 1 &&
              bosh_read_line(f, line, sizeof(line)) == 0 &&
              sscanf(line, "%u %u %u", &s->wait, &s->hold, &s->requests) == 3;
+    /* "next_rid answered": absent from the files of earlier versions */
+    if (ok && fgets(line, sizeof(line), f) != NULL)
+        ok = sscanf(line, "%llu %u", &next, &s->answered) == 2;
     fclose(f);
     s->rid = rid;
+    s->next_rid = next;
     return ok ? 0 : UVX_ENOTFOUND;
 }
 
@@ -75,19 +79,34 @@ void bosh_store_save(bosh_transport_t *t)
     if (!t->keepalive || !t->have_store || t->sid == NULL || conn->state != ST_CONNECTED ||
         t->terminate_wanted || t->terminate_sent)
         return;
+    unsigned answered;
+    uint64_t rid = bosh_unanswered(t, &answered);
+    if (t->saved && t->saved_rid == rid && t->saved_next == t->next_rid &&
+        t->saved_answered == answered)
+        return;
     uvx_bosh_session_t s;
     memset(&s, 0, sizeof(s));
     snprintf(s.jid, sizeof(s.jid), "%s", uvx_conn_jid(conn));
     snprintf(s.sid, sizeof(s.sid), "%s", t->sid);
-    s.rid = t->next_rid;
+    s.rid = rid;
     s.wait = t->wait;
     s.hold = t->hold;
     s.requests = t->requests;
-    t->store.save(&s, t->store.ud);
+    s.next_rid = t->next_rid;
+    s.answered = answered;
+    if (t->store.save(&s, t->store.ud) != 0) {
+        t->saved = 0; /* try again next time */
+        return;
+    }
+    t->saved = 1;
+    t->saved_rid = rid;
+    t->saved_next = t->next_rid;
+    t->saved_answered = answered;
 }
 
 void bosh_store_clear(bosh_transport_t *t)
 {
+    t->saved = 0;
     if (t->keepalive && t->have_store && t->store.clear)
         t->store.clear(t->store.ud);
 }
@@ -147,8 +166,11 @@ static void bosh_attach_failed(uvx_conn_t *conn, uvx_status_cb cb, void *ud, con
         cb(conn, UVX_STATUS_ATTACHFAIL, cond, NULL, ud);
 }
 
-int uvx_attach(uvx_conn_t *conn, const char *jid, const char *sid, uint64_t rid, uvx_status_cb cb,
-               void *ud, unsigned wait, unsigned hold, unsigned wind)
+/* uvx_attach(), and for uvx_restore() the rids to send again first (from
+ * `rid` up to `next` - 1 but those in `answered`); next 0: none. */
+static int bosh_attach(uvx_conn_t *conn, const char *jid, const char *sid, uint64_t rid,
+                       uvx_status_cb cb, void *ud, unsigned wait, unsigned hold, unsigned wind,
+                       uint64_t next, unsigned answered)
 {
     if (conn == NULL)
         return UVX_EINVAL;
@@ -193,10 +215,19 @@ int uvx_attach(uvx_conn_t *conn, const char *jid, const char *sid, uint64_t rid,
     conn->state = ST_CONNECTED;
     conn->authenticated = 1;
     handlers_authenticated(conn);
+    /* before ATTACHED: nothing the callback sends may take one of these rids */
+    if (next > rid)
+        bosh_resend(t, rid, next, answered);
     conn_change_status(conn, UVX_STATUS_ATTACHED, NULL, NULL);
     if (!conn->closing && conn->state == ST_CONNECTED)
         bosh_pump(t); /* collect what the server holds for the session */
     return 0;
+}
+
+int uvx_attach(uvx_conn_t *conn, const char *jid, const char *sid, uint64_t rid, uvx_status_cb cb,
+               void *ud, unsigned wait, unsigned hold, unsigned wind)
+{
+    return bosh_attach(conn, jid, sid, rid, cb, ud, wait, hold, wind, 0, 0);
 }
 
 /* Whether a cached session may be restored as `jid` (Strophe's test). */
@@ -226,7 +257,12 @@ int uvx_restore(uvx_conn_t *conn, const char *jid, uvx_status_cb cb, void *ud)
     if (!t->have_store || t->store.load(&s, t->store.ud) != 0 || s.sid[0] == '\0' || s.rid == 0 ||
         !bosh_session_matches(s.jid, jid))
         return UVX_ENOTFOUND;
-    return uvx_attach(conn, s.jid, s.sid, s.rid, cb, ud, s.wait, s.hold, s.requests);
+    /* next_rid 0: `rid` is the next rid to send (an earlier version's cache) */
+    if (s.next_rid != 0 &&
+        (s.next_rid < s.rid || s.next_rid - s.rid > BOSH_MAX_SLOTS || s.next_rid >= BOSH_RID_LIMIT))
+        return UVX_ENOTFOUND; /* not what bosh_store_save() writes */
+    return bosh_attach(conn, s.jid, s.sid, s.rid, cb, ud, s.wait, s.hold, s.requests, s.next_rid,
+                       s.answered);
 }
 
 int uvx_bosh_set_rid_hook(uvx_conn_t *conn, void (*cb)(uvx_conn_t *conn, uint64_t rid, void *ud),
