@@ -69,7 +69,7 @@ static int kind_is_known(const char *kind)
     return kind && (strcmp(kind, "prosody") == 0 || strcmp(kind, "ejabberd") == 0);
 }
 
-static void script_path(const char *kind, char *buf, size_t len)
+void test_server_script(const char *kind, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/%s.sh", servers_dir(), kind);
 }
@@ -102,7 +102,7 @@ int test_server_available(const char *kind)
 
     if (!kind_is_known(kind) || getenv("UVX_SKIP_SERVER_TESTS"))
         return 0;
-    script_path(kind, script, sizeof(script));
+    test_server_script(kind, script, sizeof(script));
     if (access(script, R_OK) != 0 || !have_program("bash") || !have_program("openssl"))
         return 0;
     if (strcmp(kind, "prosody") == 0)
@@ -314,7 +314,7 @@ static int start_once(test_server_t *s, int base, const char *extra_users)
     char *argv[MAX_SCRIPT_ARGS];
     int argc = 0, n, rc, pid;
 
-    script_path(s->kind, script, sizeof(script));
+    test_server_script(s->kind, script, sizeof(script));
     snprintf(base_str, sizeof(base_str), "%d", base);
     argv[argc++] = "bash";
     argv[argc++] = script;
@@ -418,7 +418,7 @@ void test_server_stop(test_server_t *s)
     char *argv[] = {"bash", script, "stop", s->dir, NULL};
 
     if (s->dir[0] && kind_is_known(s->kind)) {
-        script_path(s->kind, script, sizeof(script));
+        test_server_script(s->kind, script, sizeof(script));
         if (run_script(argv, out, sizeof(out)) != 0)
             complain("%s stop script failed for %s", s->kind, s->dir);
     }

@@ -67,4 +67,7 @@ int test_server_pid_alive(int pid);
 /* Writes the path of the server's self-signed PEM certificate into buf. */
 int test_server_cert_path(const test_server_t *s, char *buf, size_t len);
 
+/* Writes the path of the start/stop script for `kind` into buf. */
+void test_server_script(const char *kind, char *buf, size_t len);
+
 #endif

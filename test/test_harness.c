@@ -15,8 +15,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -303,6 +306,47 @@ static void two_prosodys_at_once(void)
     test_server_stop(&b);
 }
 
+/* The start script refuses a base port another server already serves:
+ * its own server could not bind it, yet the other one would answer the
+ * script's readiness check. */
+static void busy_port_refused(void)
+{
+    test_server_t a;
+    char script[512], dir[256], path[512], cmd[2048], err[1024] = "";
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (test_server_start(&a, "prosody", NULL) != 0) {
+        CHECK(!"a first prosody starts");
+        return;
+    }
+    test_server_script("prosody", script, sizeof(script));
+    snprintf(dir, sizeof(dir), "%s/uvx-busy-port-XXXXXX", tmp);
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(cmd, sizeof(cmd), "bash '%s' start '%s/srv' %d >/dev/null 2>'%s/err'", script, dir,
+             a.c2s_port, dir);
+    int rc = system(cmd);
+    CHECK(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) != 0);
+    snprintf(path, sizeof(path), "%s/err", dir);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        size_t n = fread(err, 1, sizeof(err) - 1, f);
+        err[n] = '\0';
+        fclose(f);
+    }
+    printf("# %s", err);
+    CHECK(strstr(err, "is in use") != NULL);
+    snprintf(path, sizeof(path), "%s/srv/server.pid", dir);
+    CHECK(access(path, F_OK) != 0); /* nothing was started */
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
+    /* the first server still serves */
+    char buf[8192];
+    int fd = open_stream(a.c2s_port, buf, sizeof(buf));
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    test_server_stop(&a);
+}
+
 static void unknown_kind(void)
 {
     test_server_t s;
@@ -347,6 +391,10 @@ int main(void)
         tap_run("two prosody instances at once", two_prosodys_at_once);
     else
         tap_skip("two prosody instances at once", "prosody not installed");
+    if (test_server_available("prosody"))
+        tap_run("prosody.sh refuses a port another server serves", busy_port_refused);
+    else
+        tap_skip("prosody.sh refuses a port another server serves", "prosody not installed");
     run_kind("ejabberd", ejabberd_start, "ejabberd: start");
     return tap_done();
 }

@@ -15,6 +15,17 @@ port_accepts() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# Dies when something already listens on one of the $2 ports from $1 up:
+# the new server could not bind it, yet wait_ports would see it accept.
+check_ports_free() {
+    local port
+    for port in $(seq "$1" $(($1 + $2 - 1))); do
+        if port_accepts "$port"; then
+            die "127.0.0.1:$port is in use (another server?); choose another BASEPORT"
+        fi
+    done
+}
+
 # The server scripts may redefine this to spot a failed start in their logs.
 start_failed() {
     return 1

@@ -244,6 +244,7 @@ cmd_start() {
     local dir=$1 base=$2 wrapper pid
     shift 2
     check_base_port "$base"
+    check_ports_free "$base" 5
     [ -x /usr/sbin/ejabberdctl ] || die "ejabberd is not installed"
     mkdir -p "$dir" || die "cannot create $dir"
     dir=$(cd "$dir" && pwd -P)

@@ -194,6 +194,7 @@ cmd_start() {
     local dir=$1 base=$2 pid
     shift 2
     check_base_port "$base"
+    check_ports_free "$base" 4
     auth_mode >/dev/null || exit 1
     command -v prosody >/dev/null || die "prosody is not installed"
     mkdir -p "$dir" || die "cannot create $dir"
