@@ -80,21 +80,58 @@ static void put_rr_head(pkt_t *p, unsigned type, unsigned klass, unsigned rdlen)
     put16(p, rdlen);
 }
 
+/* An SRV record of class `klass` up to its target, which the caller writes
+ * (RDLENGTH `rdlen` need not fit it: the malformed cases). */
+static void put_srv_head(pkt_t *p, unsigned klass, unsigned rdlen, unsigned prio, unsigned weight,
+                         unsigned port)
+{
+    put_rr_head(p, 33, klass, rdlen);
+    put16(p, prio);
+    put16(p, weight);
+    put16(p, port);
+}
+
 static void put_srv(pkt_t *p, unsigned prio, unsigned weight, unsigned port, const char *target)
 {
     pkt_t name = {.len = 0};
     put_name(&name, target);
-    put_rr_head(p, 33, 1, (unsigned)(6 + name.len));
-    put16(p, prio);
-    put16(p, weight);
-    put16(p, port);
+    put_srv_head(p, 1, (unsigned)(6 + name.len), prio, weight, port);
     memcpy(p->b + p->len, name.b, name.len);
     p->len += name.len;
+}
+
+/* The query hooks' contract: the packet's length, or -1 when it does not
+ * fit. */
+static int pkt_answer(const pkt_t *p, unsigned char *answer, int cap)
+{
+    if ((int)p->len > cap)
+        return -1;
+    memcpy(answer, p->b, p->len);
+    return (int)p->len;
 }
 
 #define QNAME "_xmpp-client._tcp.example.net"
 
 /* ---- parsing ---- */
+
+/* Parses `p`, appending to *recs: 1 when it succeeded with `total` records
+ * in all. */
+static int parse_ok(const pkt_t *p, int direct_tls, srv_record_t **recs, size_t *n, size_t total)
+{
+    CHECK_INT(resolve_parse_srv(p->b, p->len, direct_tls, recs, n), 0);
+    CHECK_INT(*n, total);
+    return *n == total;
+}
+
+static void check_rec(const srv_record_t *r, unsigned prio, unsigned weight, unsigned port,
+                      const char *target, int direct_tls)
+{
+    CHECK_INT(r->priority, prio);
+    CHECK_INT(r->weight, weight);
+    CHECK_INT(r->port, port);
+    CHECK_STR(r->target, target);
+    CHECK_INT(r->direct_tls, direct_tls);
+}
 
 static void test_parse_answer(void)
 {
@@ -105,28 +142,16 @@ static void test_parse_answer(void)
     put_srv(&p, 0, 5, 443, "a.b.example.org");
     srv_record_t *recs = NULL;
     size_t n = 0;
-    CHECK_INT(resolve_parse_srv(p.b, p.len, 1, &recs, &n), 0);
-    CHECK_INT(n, 3);
-    if (n == 3) {
-        CHECK_INT(recs[0].priority, 10);
-        CHECK_INT(recs[0].weight, 60);
-        CHECK_INT(recs[0].port, 5222);
-        CHECK_STR(recs[0].target, "xmpp1.example.net");
-        CHECK_INT(recs[0].direct_tls, 1);
-        CHECK_INT(recs[1].port, 5223);
-        CHECK_STR(recs[1].target, "xmpp2.example.net");
-        CHECK_INT(recs[2].priority, 0);
-        CHECK_STR(recs[2].target, "a.b.example.org");
+    if (parse_ok(&p, 1, &recs, &n, 3)) {
+        check_rec(&recs[0], 10, 60, 5222, "xmpp1.example.net", 1);
+        check_rec(&recs[1], 20, 0, 5223, "xmpp2.example.net", 1);
+        check_rec(&recs[2], 0, 5, 443, "a.b.example.org", 1);
     }
     /* a second answer appends */
     pkt_begin(&p, QNAME, 1);
     put_srv(&p, 1, 1, 5222, ".");
-    CHECK_INT(resolve_parse_srv(p.b, p.len, 0, &recs, &n), 0);
-    CHECK_INT(n, 4);
-    if (n == 4) {
-        CHECK_STR(recs[3].target, ".");
-        CHECK_INT(recs[3].direct_tls, 0);
-    }
+    if (parse_ok(&p, 0, &recs, &n, 4))
+        check_rec(&recs[3], 1, 1, 5222, ".", 0);
     resolve_records_free(recs, n);
 }
 
@@ -140,31 +165,20 @@ static void test_parse_skips_other_records(void)
     put16(&p, 0xC00C);
     put_rr_head(&p, 1, 1, 4); /* A 192.0.2.1 */
     put32(&p, 0xC0000201UL);
-    put_rr_head(&p, 33, 3, 7); /* SRV in class CHAOS */
-    put16(&p, 1);
-    put16(&p, 1);
-    put16(&p, 1);
+    put_srv_head(&p, 3, 7, 1, 1, 1); /* SRV in class CHAOS */
     put8(&p, 0);
-    put_rr_head(&p, 33, 1, 8); /* SRV with target = pointer to "example.net" */
-    put16(&p, 5);
-    put16(&p, 0);
-    put16(&p, 5269);
+    put_srv_head(&p, 1, 8, 5, 0, 5269);        /* target = pointer to "example.net" */
     put16(&p, 0xC000 | (12 + 1 + 12 + 1 + 4)); /* past "_xmpp-client" and "_tcp" */
     srv_record_t *recs = NULL;
     size_t n = 0;
-    CHECK_INT(resolve_parse_srv(p.b, p.len, 0, &recs, &n), 0);
-    CHECK_INT(n, 1);
-    if (n == 1) {
-        CHECK_INT(recs[0].port, 5269);
-        CHECK_STR(recs[0].target, "example.net");
-    }
+    if (parse_ok(&p, 0, &recs, &n, 1))
+        check_rec(&recs[0], 5, 0, 5269, "example.net", 0);
     resolve_records_free(recs, n);
     /* no answers at all (NODATA) */
     pkt_begin(&p, QNAME, 0);
     recs = NULL;
     n = 0;
-    CHECK_INT(resolve_parse_srv(p.b, p.len, 0, &recs, &n), 0);
-    CHECK_INT(n, 0);
+    parse_ok(&p, 0, &recs, &n, 0);
     free(recs);
 }
 
@@ -195,6 +209,14 @@ static int parse_fails_keeping(const pkt_t *p, size_t keep_n, srv_record_t **rec
     return resolve_parse_srv(p->b, p->len, 0, recs, n) == UVX_EPARSE && *n == keep_n;
 }
 
+/* A message whose first answer is an SRV record with priority, weight and
+ * port 1 and RDLENGTH `rdlen`, its target left to the case. */
+static void begin_bad_srv(pkt_t *p, unsigned ancount, unsigned rdlen)
+{
+    pkt_begin(p, QNAME, ancount);
+    put_srv_head(p, 1, rdlen, 1, 1, 1);
+}
+
 static void test_parse_malformed(void)
 {
     srv_record_t *recs = NULL;
@@ -203,53 +225,32 @@ static void test_parse_malformed(void)
     /* one good record first: a failed parse must keep it */
     pkt_begin(&p, QNAME, 1);
     put_srv(&p, 1, 1, 5222, "good.example.net");
-    CHECK_INT(resolve_parse_srv(p.b, p.len, 0, &recs, &n), 0);
-    CHECK_INT(n, 1);
+    parse_ok(&p, 0, &recs, &n, 1);
 
     /* RDATA too short for priority, weight, port and a name */
-    pkt_begin(&p, QNAME, 1);
-    put_rr_head(&p, 33, 1, 6);
-    put16(&p, 1);
-    put16(&p, 1);
-    put16(&p, 1);
+    begin_bad_srv(&p, 1, 6);
     CHECK(parse_fails_keeping(&p, 1, &recs, &n));
 
     /* the target name ends before the RDATA does */
-    pkt_begin(&p, QNAME, 1);
-    put_rr_head(&p, 33, 1, 9);
-    put16(&p, 1);
-    put16(&p, 1);
-    put16(&p, 1);
+    begin_bad_srv(&p, 1, 9);
     put8(&p, 0);
     put16(&p, 0xffff);
     CHECK(parse_fails_keeping(&p, 1, &recs, &n));
 
     /* the target name runs past the RDATA into the next record */
-    pkt_begin(&p, QNAME, 2);
-    put_rr_head(&p, 33, 1, 8);
-    put16(&p, 1);
-    put16(&p, 1);
-    put16(&p, 1);
+    begin_bad_srv(&p, 2, 8);
     put8(&p, 3);
     put8(&p, 'a');
     put_srv(&p, 1, 1, 1, "x.y");
     CHECK(parse_fails_keeping(&p, 1, &recs, &n));
 
     /* a compression pointer to itself */
-    pkt_begin(&p, QNAME, 1);
-    put_rr_head(&p, 33, 1, 8);
-    put16(&p, 1);
-    put16(&p, 1);
-    put16(&p, 1);
+    begin_bad_srv(&p, 1, 8);
     put16(&p, 0xC000 | (unsigned)p.len);
     CHECK(parse_fails_keeping(&p, 1, &recs, &n));
 
     /* a pointer past the end of the message */
-    pkt_begin(&p, QNAME, 1);
-    put_rr_head(&p, 33, 1, 8);
-    put16(&p, 1);
-    put16(&p, 1);
-    put16(&p, 1);
+    begin_bad_srv(&p, 1, 8);
     put16(&p, 0xC000 | 0x3ff);
     CHECK(parse_fails_keeping(&p, 1, &recs, &n));
 
@@ -271,11 +272,7 @@ static void test_parse_malformed(void)
     CHECK(parse_fails_keeping(&p, 1, &recs, &n));
 
     /* a label longer than 63 bytes (0x40 is neither a length nor a pointer) */
-    pkt_begin(&p, QNAME, 1);
-    put_rr_head(&p, 33, 1, 8);
-    put16(&p, 1);
-    put16(&p, 1);
-    put16(&p, 1);
+    begin_bad_srv(&p, 1, 8);
     put8(&p, 0x40);
     put8(&p, 0);
     CHECK(parse_fails_keeping(&p, 1, &recs, &n));
@@ -314,10 +311,22 @@ static void order_names(srv_record_t *r, size_t n, char *out)
         strcat(out, r[i].target);
 }
 
+/* Orders r[0..n) with `draws` as the random source and checks the order
+ * of the targets; returns how many draws it took. */
+static size_t check_order(srv_record_t *r, size_t n, const uint32_t *draws, size_t ndraws,
+                          const char *expect)
+{
+    seq_rng_t rng = {draws, ndraws, 0};
+    char got[32];
+    resolve_order_srv(r, n, seq_next, &rng);
+    order_names(r, n, got);
+    CHECK_STR(got, expect);
+    return rng.i;
+}
+
 static void test_order_fixed_rng(void)
 {
     srv_record_t r[6];
-    char got[32];
     /* answer order: E(20,1) B(10,10) A(10,0) C(10,30) Z(0,7) F(20,1) */
     set_rec(&r[0], 20, 1, "E");
     set_rec(&r[1], 10, 10, "B");
@@ -330,30 +339,21 @@ static void test_order_fixed_rng(void)
      * sum 10: draw 5 -> B; A last. Priority 20: E F, sum 2: draw 3 % 3 = 0
      * -> E (running 1 >= 0); F last. */
     static const uint32_t draws[] = {25, 5, 3};
-    seq_rng_t rng = {draws, 3, 0};
-    resolve_order_srv(r, 6, seq_next, &rng);
-    order_names(r, 6, got);
-    CHECK_STR(got, "ZCBAEF");
-    CHECK_INT(rng.i, 3); /* one draw per choice among two or more */
+    /* one draw per choice among two or more */
+    CHECK_INT(check_order(r, 6, draws, 3, "ZCBAEF"), 3);
 
     /* draws of 0 take the zero-weight record first, then the first ones */
     set_rec(&r[0], 10, 10, "B");
     set_rec(&r[1], 10, 30, "C");
     set_rec(&r[2], 10, 0, "A");
     static const uint32_t zeros[] = {0, 0};
-    seq_rng_t zr = {zeros, 2, 0};
-    resolve_order_srv(r, 3, seq_next, &zr);
-    order_names(r, 3, got);
-    CHECK_STR(got, "ABC");
+    CHECK_INT(check_order(r, 3, zeros, 2, "ABC"), 2);
 
     /* the largest draw takes the last record of the running sum */
     set_rec(&r[0], 10, 10, "B");
     set_rec(&r[1], 10, 30, "C");
     static const uint32_t big[] = {40, 0};
-    seq_rng_t br = {big, 2, 0};
-    resolve_order_srv(r, 2, seq_next, &br);
-    order_names(r, 2, got);
-    CHECK_STR(got, "CB");
+    CHECK_INT(check_order(r, 2, big, 2, "CB"), 1);
 }
 
 /* Over every draw 0..sum, each record comes first as often as RFC 2782's
@@ -402,6 +402,13 @@ static void own_rec(srv_record_t *r, unsigned prio, unsigned weight, unsigned po
     r->target = strdup(target);
 }
 
+static void check_target(const resolve_target_t *t, const char *host, int port, int direct_tls)
+{
+    CHECK_STR(t->host, host);
+    CHECK_INT(t->port, port);
+    CHECK_INT(t->direct_tls, direct_tls);
+}
+
 static void test_targets_mixed(void)
 {
     /* XEP-0368: both kinds in one list by priority; "." entries dropped */
@@ -414,14 +421,9 @@ static void test_targets_mixed(void)
     CHECK_INT(resolve_build_targets(r, 4, "example.net", seq_next, &(seq_rng_t){0}, &res), 0);
     CHECK_INT(res.n, 3);
     if (res.n == 3) {
-        CHECK_STR(res.targets[0].host, "first.example.net");
-        CHECK_INT(res.targets[0].port, 443);
-        CHECK_INT(res.targets[0].direct_tls, 1);
-        CHECK_STR(res.targets[1].host, "tls.example.net");
-        CHECK_INT(res.targets[1].direct_tls, 1);
-        CHECK_STR(res.targets[2].host, "plain.example.net");
-        CHECK_INT(res.targets[2].port, 5222);
-        CHECK_INT(res.targets[2].direct_tls, 0);
+        check_target(&res.targets[0], "first.example.net", 443, 1);
+        check_target(&res.targets[1], "tls.example.net", 5223, 1);
+        check_target(&res.targets[2], "plain.example.net", 5222, 0);
     }
     resolve_result_free(&res);
     resolve_records_free(r, 4);
@@ -444,11 +446,8 @@ static void test_targets_fallback(void)
     resolve_result_t res;
     CHECK_INT(resolve_build_targets(NULL, 0, "example.net", NULL, NULL, &res), 0);
     CHECK_INT(res.n, 1);
-    if (res.n == 1) {
-        CHECK_STR(res.targets[0].host, "example.net");
-        CHECK_INT(res.targets[0].port, 5222);
-        CHECK_INT(res.targets[0].direct_tls, 0);
-    }
+    if (res.n == 1)
+        check_target(&res.targets[0], "example.net", 5222, 0);
     resolve_result_free(&res);
 }
 
@@ -477,10 +476,7 @@ static int canned_query(const char *name, unsigned char *answer, int cap)
     } else {
         return -1; /* NXDOMAIN */
     }
-    if ((int)p.len > cap)
-        return -1;
-    memcpy(answer, p.b, p.len);
-    return (int)p.len;
+    return pkt_answer(&p, answer, cap);
 }
 
 typedef struct lookup {
@@ -497,7 +493,9 @@ static void on_resolved(void *ud, int status, resolve_result_t *result)
     l->result = *result; /* ours now */
 }
 
-static void run_lookup(const char *domain, lookup_t *l)
+/* Runs one lookup of `domain` on a loop of its own to the end; `cancel`
+ * cancels it right after the start. */
+static void run_lookup(const char *domain, int cancel, lookup_t *l)
 {
     uv_loop_t loop;
     resolve_req_t *req = NULL;
@@ -505,9 +503,21 @@ static void run_lookup(const char *domain, lookup_t *l)
     uv_loop_init(&loop);
     CHECK_INT(resolve_srv_start(&loop, domain, on_resolved, l, &req), 0);
     CHECK_INT(l->done, 0); /* never from inside the call */
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK_INT(l->done, 1);
+    if (cancel)
+        resolve_srv_cancel(req);
+    uv_run(&loop, UV_RUN_DEFAULT); /* a cancelled request frees itself (LSan checks) */
+    CHECK_INT(l->done, cancel ? 0 : 1);
     CHECK_INT(uv_loop_close(&loop), 0);
+}
+
+/* run_lookup to its end with `status` and `n` targets: 1 when the count
+ * matches. */
+static int lookup_ends(const char *domain, lookup_t *l, int status, size_t n)
+{
+    run_lookup(domain, 0, l);
+    CHECK_INT(l->status, status);
+    CHECK_INT(l->result.n, n);
+    return l->result.n == n;
 }
 
 static void test_async_lookup(void)
@@ -515,53 +525,31 @@ static void test_async_lookup(void)
     lookup_t l;
     resolve_set_test_hooks(canned_query, NULL, NULL);
     query_calls = 0;
-    run_lookup("example.net", &l);
+    if (lookup_ends("example.net", &l, 0, 3)) {
+        check_target(&l.result.targets[0], "main.example.net", 5222, 0);
+        check_target(&l.result.targets[1], "tls.example.net", 5223, 1);
+        check_target(&l.result.targets[2], "backup.example.net", 5222, 0);
+    }
     CHECK_INT(query_calls, 2);
-    CHECK_INT(l.status, 0);
-    CHECK_INT(l.result.n, 3);
-    if (l.result.n == 3) {
-        CHECK_STR(l.result.targets[0].host, "main.example.net");
-        CHECK_INT(l.result.targets[0].direct_tls, 0);
-        CHECK_STR(l.result.targets[1].host, "tls.example.net");
-        CHECK_INT(l.result.targets[1].port, 5223);
-        CHECK_INT(l.result.targets[1].direct_tls, 1);
-        CHECK_STR(l.result.targets[2].host, "backup.example.net");
-    }
     resolve_result_free(&l.result);
 
-    run_lookup("nothing.example", &l); /* NXDOMAIN twice: the domain on 5222 */
-    CHECK_INT(l.status, 0);
-    CHECK_INT(l.result.n, 1);
-    if (l.result.n == 1) {
-        CHECK_STR(l.result.targets[0].host, "nothing.example");
-        CHECK_INT(l.result.targets[0].port, 5222);
-    }
+    /* NXDOMAIN twice: the domain on 5222 */
+    if (lookup_ends("nothing.example", &l, 0, 1))
+        check_target(&l.result.targets[0], "nothing.example", 5222, 0);
     resolve_result_free(&l.result);
 
-    run_lookup("garbage.example", &l); /* a broken answer counts as none */
-    CHECK_INT(l.status, 0);
-    CHECK_INT(l.result.n, 1);
+    lookup_ends("garbage.example", &l, 0, 1); /* a broken answer counts as none */
     resolve_result_free(&l.result);
 
-    run_lookup("noservice.example", &l);
-    CHECK_INT(l.status, UVX_ENOTFOUND);
-    CHECK_INT(l.result.n, 0);
+    lookup_ends("noservice.example", &l, UVX_ENOTFOUND, 0);
     resolve_set_test_hooks(NULL, NULL, NULL);
 }
 
 static void test_async_cancel(void)
 {
-    uv_loop_t loop;
     lookup_t l;
-    resolve_req_t *req = NULL;
-    memset(&l, 0, sizeof(l));
     resolve_set_test_hooks(canned_query, NULL, NULL);
-    uv_loop_init(&loop);
-    CHECK_INT(resolve_srv_start(&loop, "example.net", on_resolved, &l, &req), 0);
-    resolve_srv_cancel(req);
-    uv_run(&loop, UV_RUN_DEFAULT); /* the request frees itself (LSan checks) */
-    CHECK_INT(l.done, 0);
-    CHECK_INT(uv_loop_close(&loop), 0);
+    run_lookup("example.net", 1, &l);
     resolve_set_test_hooks(NULL, NULL, NULL);
 }
 
@@ -588,56 +576,82 @@ static int connect_query(const char *name, unsigned char *answer, int cap)
     } else {
         return -1;
     }
-    if ((int)p.len > cap)
-        return -1;
-    memcpy(answer, p.b, p.len);
-    return (int)p.len;
+    return pkt_answer(&p, answer, cap);
 }
 
-#define STEP_DONE                                                                                  \
-    {                                                                                              \
-        NULL, NULL, 0                                                                              \
-    }
+/* A loop and a context with connect_query in place of DNS, the scripted
+ * servers its answers point at, and a client. */
+typedef struct srvenv {
+    loopenv_t base;
+    fake_server_t *fs[2];
+    size_t nfs;
+    tclient_t c;
+} srvenv_t;
+
+static void srvenv_init(srvenv_t *e)
+{
+    loopenv_init(&e->base);
+    e->nfs = 0;
+    resolve_set_test_hooks(connect_query, NULL, NULL);
+}
+
+/* A scripted server on a free port, written to *port for connect_query. */
+static fake_server_t *srvenv_serve(srvenv_t *e, const fake_step_t *steps, int *port)
+{
+    fake_server_t *fs = fake_server_start(&e->base.loop, steps, port);
+    CHECK(fs != NULL);
+    if (fs != NULL)
+        e->fs[e->nfs++] = fs;
+    return fs;
+}
+
+/* The client for the bare-domain `service`, connecting as `jid`. */
+static void srvenv_connect(srvenv_t *e, const char *service, const char *jid,
+                           const uvx_conn_options_t *opts)
+{
+    CHECK_INT(tclient_init(&e->c, e->base.ctx, service, opts), 0);
+    CHECK_INT(tclient_connect(&e->c, jid, "alicepass"), 0);
+}
+
+static void srvenv_done(srvenv_t *e)
+{
+    tclient_close(&e->c, &e->base.loop);
+    for (size_t i = 0; i < e->nfs; i++)
+        fake_server_stop(e->fs[i]);
+    resolve_set_test_hooks(NULL, NULL, NULL);
+    loopenv_done(&e->base);
+}
 
 static void test_connect_tries_targets(void)
 {
     static const fake_step_t not_tls[] = {
         {"\x16\x03", "HTTP/1.1 400 Bad Request\r\n\r\n", 1}, /* after the ClientHello */
-        STEP_DONE,
+        {NULL, NULL, 0},
     };
     static const fake_step_t login[] = {
         {"<stream:stream", FAKE_STREAM_HEADER FAKE_FEATURES_PLAIN, 0},
         {"<auth", FAKE_SUCCESS, 0},
         {"<stream:stream", FAKE_STREAM_HEADER FAKE_FEATURES_BIND, 0},
         {"<bind", FAKE_BIND_RESULT, 0},
-        STEP_DONE,
+        {NULL, NULL, 0},
     };
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    uvx_ctx_t *ctx = uvx_ctx_new(&loop);
-    fake_server_t *tls_fs = fake_server_start(&loop, not_tls, &port_tls_target);
-    fake_server_t *plain_fs = fake_server_start(&loop, login, &port_plain_target);
-    resolve_set_test_hooks(connect_query, NULL, NULL);
+    srvenv_t e;
+    srvenv_init(&e);
+    fake_server_t *tls_fs = srvenv_serve(&e, not_tls, &port_tls_target);
+    fake_server_t *plain_fs = srvenv_serve(&e, login, &port_plain_target);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1; /* the scripted server offers no STARTTLS */
     o.tls_insecure = 1;
-    tclient_t c;
-    CHECK_INT(tclient_init(&c, ctx, "srv.example", &o), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&loop, &c.connected, 1, 10000));
+    srvenv_connect(&e, "srv.example", "alice@localhost", &o);
+    CHECK(run_until(&e.base.loop, &e.c.connected, 1, 10000));
     /* the direct-TLS target got a ClientHello (a TLS record: 0x16 0x03) */
     CHECK_INT(fake_server_steps_done(tls_fs), 1);
     CHECK(fake_server_received(tls_fs)[0] == 0x16);
     CHECK_INT(fake_server_steps_done(plain_fs), 4);
-    CHECK(!uvx_conn_secure(c.conn));
-    CHECK(!tclient_saw(&c, UVX_STATUS_CONNFAIL));
-    tclient_close(&c, &loop);
-    fake_server_stop(tls_fs);
-    fake_server_stop(plain_fs);
-    resolve_set_test_hooks(NULL, NULL, NULL);
-    CHECK_INT(uvx_ctx_free(ctx), 0);
-    CHECK_INT(loop_finish(&loop), 0);
+    CHECK(!uvx_conn_secure(e.c.conn));
+    CHECK(!tclient_saw(&e.c, UVX_STATUS_CONNFAIL));
+    srvenv_done(&e);
 }
 
 /* Every target fails: CONNFAIL with the last one's condition. */
@@ -645,63 +659,42 @@ static void test_connect_all_targets_fail(void)
 {
     static const fake_step_t not_tls[] = {
         {NULL, "not TLS", 1},
-        STEP_DONE,
+        {NULL, NULL, 0},
     };
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    uvx_ctx_t *ctx = uvx_ctx_new(&loop);
-    fake_server_t *tls_fs = fake_server_start(&loop, not_tls, &port_tls_target);
+    srvenv_t e;
+    srvenv_init(&e);
+    srvenv_serve(&e, not_tls, &port_tls_target);
     port_plain_target = 1; /* refused, like the priority 5 target */
-    resolve_set_test_hooks(connect_query, NULL, NULL);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = 1;
-    tclient_t c;
-    CHECK_INT(tclient_init(&c, ctx, "srv.example", &o), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&loop, &c.disconnected, 1, 10000));
-    CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "connection-refused");
-    CHECK_INT(c.nstatus, 3); /* CONNECTING, CONNFAIL, DISCONNECTED: one report */
-    tclient_close(&c, &loop);
-    fake_server_stop(tls_fs);
-    resolve_set_test_hooks(NULL, NULL, NULL);
-    CHECK_INT(uvx_ctx_free(ctx), 0);
-    CHECK_INT(loop_finish(&loop), 0);
+    srvenv_connect(&e, "srv.example", "alice@localhost", &o);
+    CHECK(run_until(&e.base.loop, &e.c.disconnected, 1, 10000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "connection-refused");
+    CHECK_INT(e.c.nstatus, 3); /* CONNECTING, CONNFAIL, DISCONNECTED: one report */
+    srvenv_done(&e);
 }
 
 /* "." for both services: not offered, and no fallback to port 5222. */
 static void test_connect_not_offered(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    uvx_ctx_t *ctx = uvx_ctx_new(&loop);
-    resolve_set_test_hooks(connect_query, NULL, NULL);
-    tclient_t c;
-    CHECK_INT(tclient_init(&c, ctx, "nothing.dot.example", NULL), 0);
-    CHECK_INT(tclient_connect(&c, "alice@nothing.dot.example", "alicepass"), 0);
-    CHECK(run_until(&loop, &c.disconnected, 1, 10000));
-    CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "host-unresolved");
-    tclient_close(&c, &loop);
-    resolve_set_test_hooks(NULL, NULL, NULL);
-    CHECK_INT(uvx_ctx_free(ctx), 0);
-    CHECK_INT(loop_finish(&loop), 0);
+    srvenv_t e;
+    srvenv_init(&e);
+    srvenv_connect(&e, "nothing.dot.example", "alice@nothing.dot.example", NULL);
+    CHECK(run_until(&e.base.loop, &e.c.disconnected, 1, 10000));
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "host-unresolved");
+    srvenv_done(&e);
 }
 
 /* Closing while the lookup runs: no callback afterwards, nothing leaked. */
 static void test_connect_close_during_lookup(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    uvx_ctx_t *ctx = uvx_ctx_new(&loop);
-    resolve_set_test_hooks(connect_query, NULL, NULL);
-    tclient_t c;
-    CHECK_INT(tclient_init(&c, ctx, "srv.example", NULL), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
-    tclient_close(&c, &loop);
-    CHECK(!tclient_saw(&c, UVX_STATUS_CONNFAIL));
-    resolve_set_test_hooks(NULL, NULL, NULL);
-    CHECK_INT(uvx_ctx_free(ctx), 0);
-    CHECK_INT(loop_finish(&loop), 0);
+    srvenv_t e;
+    srvenv_init(&e);
+    srvenv_connect(&e, "srv.example", "alice@localhost", NULL);
+    tclient_close(&e.c, &e.base.loop);
+    CHECK(!tclient_saw(&e.c, UVX_STATUS_CONNFAIL));
+    srvenv_done(&e);
 }
 
 int main(void)
