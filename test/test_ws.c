@@ -32,12 +32,11 @@ static void wenv_init(wenv_t *e)
     e->ctx = uvx_ctx_new(&e->loop);
 }
 
-/* Starts the scripted server and a ws:// client for it (`opts` NULL:
- * test/client.c's defaults). */
+/* Starts the scripted server on e's loop and a ws:// client for it (`opts`
+ * NULL: test/client.c's defaults). */
 static int wenv_listen(wenv_t *e, const fakews_step_t *steps, const fakews_options_t *fopts,
                        const uvx_conn_options_t *opts)
 {
-    wenv_init(e);
     e->fw = fakews_start(&e->loop, steps, fopts, &e->port);
     CHECK(e->fw != NULL);
     if (e->fw == NULL)
@@ -48,13 +47,68 @@ static int wenv_listen(wenv_t *e, const fakews_step_t *steps, const fakews_optio
     return rc == 0;
 }
 
-static int wenv_connect(wenv_t *e, const fakews_step_t *steps, const fakews_options_t *fopts,
-                        const uvx_conn_options_t *opts)
+/* wenv_listen, then the client logs in as alice. */
+static int wenv_serve(wenv_t *e, const fakews_step_t *steps, const fakews_options_t *fopts,
+                      const uvx_conn_options_t *opts)
 {
     if (!wenv_listen(e, steps, fopts, opts))
         return 0;
     CHECK_INT(tclient_connect(&e->c, "alice@localhost", "alicepass"), 0);
     return 1;
+}
+
+/* wenv_serve on a fresh env. */
+static int wenv_connect(wenv_t *e, const fakews_step_t *steps, const fakews_options_t *fopts,
+                        const uvx_conn_options_t *opts)
+{
+    wenv_init(e);
+    return wenv_serve(e, steps, fopts, opts);
+}
+
+/* wenv_connect, and the login must reach CONNECTED. 0 when nothing could
+ * start. */
+static int wenv_login(wenv_t *e, const fakews_step_t *steps, const fakews_options_t *fopts,
+                      const uvx_conn_options_t *opts)
+{
+    if (!wenv_connect(e, steps, fopts, opts))
+        return 0;
+    CHECK(run_until(&e->loop, &e->c.connected, 1, 5000));
+    return 1;
+}
+
+/* wenv_connect, and the login must fail with `condition`. 0 when nothing
+ * could start. */
+static int wenv_connfail(wenv_t *e, const fakews_step_t *steps, const fakews_options_t *fopts,
+                         const uvx_conn_options_t *opts, const char *condition)
+{
+    if (!wenv_connect(e, steps, fopts, opts))
+        return 0;
+    CHECK(run_until(&e->loop, &e->c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e->c, UVX_STATUS_CONNFAIL), condition);
+    return 1;
+}
+
+/* A correct answer to the upgrade request that carries FAKEWS_SAMPLE_KEY. */
+#define UPGRADE_101                                                                                \
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"                                   \
+    "Connection: Upgrade\r\nSec-WebSocket-Accept: " FAKEWS_SAMPLE_ACCEPT "\r\n"                    \
+    "Sec-WebSocket-Protocol: xmpp\r\n\r\n"
+
+/* A fresh env whose client on `service` never touches the network: the
+ * upgrade answer, <open/> and `message` go in through ws_debug_feed, in
+ * reads of `chunk` bytes (0: all at once). */
+static void wenv_feed(wenv_t *e, const char *service, const uvx_conn_options_t *opts,
+                      const char *message, size_t chunk)
+{
+    char input[2048];
+    size_t n = strlen(UPGRADE_101);
+    memcpy(input, UPGRADE_101, n);
+    n += fakews_frame(input + n, 1, 1, 0, FAKEWS_OPEN, strlen(FAKEWS_OPEN));
+    n += fakews_frame(input + n, 1, 1, 0, message, strlen(message));
+    wenv_init(e);
+    CHECK_INT(tclient_init(&e->c, e->ctx, service, opts), 0);
+    CHECK_INT(tclient_connect(&e->c, "alice@localhost", "alicepass"), 0);
+    ws_debug_feed(e->c.conn, FAKEWS_SAMPLE_KEY, input, n, chunk);
 }
 
 static void wenv_done(wenv_t *e)
@@ -73,37 +127,29 @@ static void opts_clear(uvx_conn_options_t *o)
     o->allow_plain = 1;
 }
 
+/* A step that waits for `expect`, sends `text` and stays connected. */
+#define STEP(expect, text)                                                                         \
+    {                                                                                              \
+        expect, text, NULL, 0, FAKEWS_KEEP                                                         \
+    }
+
 /* The steps of a PLAIN login, as initialisers. */
-#define STEP_OPEN                                                                                  \
-    {                                                                                              \
-        "<open", FAKEWS_OPEN, NULL, 0, FAKEWS_KEEP                                                 \
-    }
-#define STEP_FEATURES_PLAIN                                                                        \
-    {                                                                                              \
-        NULL, FAKEWS_FEATURES_PLAIN, NULL, 0, FAKEWS_KEEP                                          \
-    }
-#define STEP_AUTH                                                                                  \
-    {                                                                                              \
-        "<auth", FAKEWS_SUCCESS, NULL, 0, FAKEWS_KEEP                                              \
-    }
-#define STEP_RESTART                                                                               \
-    {                                                                                              \
-        "<open", FAKEWS_OPEN, NULL, 0, FAKEWS_KEEP                                                 \
-    }
-#define STEP_FEATURES_BIND                                                                         \
-    {                                                                                              \
-        NULL, FAKEWS_FEATURES_BIND, NULL, 0, FAKEWS_KEEP                                           \
-    }
-#define STEP_BIND                                                                                  \
-    {                                                                                              \
-        "<bind", FAKEWS_BIND_RESULT, NULL, 0, FAKEWS_KEEP                                          \
-    }
-#define STEP_END                                                                                   \
-    {                                                                                              \
-        NULL, NULL, NULL, 0, FAKEWS_KEEP                                                           \
-    }
+#define STEP_OPEN STEP("<open", FAKEWS_OPEN)
+#define STEP_FEATURES_PLAIN STEP(NULL, FAKEWS_FEATURES_PLAIN)
+#define STEP_AUTH STEP("<auth", FAKEWS_SUCCESS)
+#define STEP_RESTART STEP_OPEN /* the restarted stream opens as the first did */
+#define STEP_FEATURES_BIND STEP(NULL, FAKEWS_FEATURES_BIND)
+#define STEP_BIND STEP("<bind", FAKEWS_BIND_RESULT)
+#define STEP_END STEP(NULL, NULL)
 #define LOGIN_STEPS                                                                                \
     STEP_OPEN, STEP_FEATURES_PLAIN, STEP_AUTH, STEP_RESTART, STEP_FEATURES_BIND, STEP_BIND
+
+static void send_presence(uvx_conn_t *conn)
+{
+    uvx_stanza_t *p = uvx_b_done(uvx_pres(NULL));
+    CHECK_INT(uvx_send(conn, p), 0);
+    uvx_stanza_unref(p);
+}
 
 /* The statuses reported so far, by name: "CONNECTING AUTHENTICATING ...". */
 static const char *status_names(const tclient_t *c, char *buf, size_t cap)
@@ -143,9 +189,8 @@ static void test_login_and_graceful_close(void)
     opts_clear(&o);
     o.http_headers = headers;
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, &o))
+    if (!wenv_login(&e, steps, NULL, &o))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/ws");
     CHECK(!uvx_conn_secure(e.c.conn));
     const char *req = fakews_request(e.fw);
@@ -189,20 +234,8 @@ static void test_split_at_every_byte(void)
 /* The same answer fed to the transport one byte per read, for certain. */
 static void test_debug_feed_every_byte(void)
 {
-    char input[2048];
-    size_t n = 0;
-    const char *http = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Accept: " FAKEWS_SAMPLE_ACCEPT "\r\n"
-                       "Sec-WebSocket-Protocol: xmpp\r\n\r\n";
-    memcpy(input, http, strlen(http));
-    n += strlen(http);
-    n += fakews_frame(input + n, 1, 1, 0, FAKEWS_OPEN, strlen(FAKEWS_OPEN));
-    n += fakews_frame(input + n, 1, 1, 0, FAKEWS_FEATURES_PLAIN, strlen(FAKEWS_FEATURES_PLAIN));
     wenv_t e;
-    wenv_init(&e);
-    CHECK_INT(tclient_init(&e.c, e.ctx, "ws://127.0.0.1:9/x", NULL), 0);
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    ws_debug_feed(e.c.conn, FAKEWS_SAMPLE_KEY, input, n, 1);
+    wenv_feed(&e, "ws://127.0.0.1:9/x", NULL, FAKEWS_FEATURES_PLAIN, 1);
     /* <open/> and the features came through: PLAIN went out */
     CHECK(tclient_saw(&e.c, UVX_STATUS_AUTHENTICATING));
     CHECK(!e.c.disconnected);
@@ -230,9 +263,8 @@ static void test_fragmented_message_and_ping(void)
         STEP_END,
     };
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, NULL))
+    if (!wenv_login(&e, steps, NULL, NULL))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     CHECK_INT(fakews_pongs(e.fw), 1); /* the ping was answered */
     wenv_done(&e);
 }
@@ -247,10 +279,8 @@ static void refused_frame_case(const char *raw, size_t n, const uvx_conn_options
         STEP_END,
     };
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, o))
+    if (!wenv_connfail(&e, steps, NULL, o, condition))
         return;
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), condition);
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_DISCONNECTED), condition);
     run_for(&e.loop, 50);
     CHECK_INT(fakews_close_code(e.fw), code);
@@ -376,17 +406,27 @@ static void test_white_space_around_element(void)
 {
     /* a standalone document may have white space around its element */
     static const fakews_step_t steps[] = {
-        STEP_OPEN,          {NULL, "\n " FAKEWS_FEATURES_PLAIN " \r\n", NULL, 0, FAKEWS_KEEP},
+        STEP_OPEN,          STEP(NULL, "\n " FAKEWS_FEATURES_PLAIN " \r\n"),
         STEP_AUTH,          STEP_RESTART,
         STEP_FEATURES_BIND, STEP_BIND,
         STEP_END,
     };
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, NULL))
+    if (!wenv_login(&e, steps, NULL, NULL))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     CHECK(!e.c.disconnected);
     wenv_done(&e);
+}
+
+/* Logs in and sends a presence, which the script answers by ending the
+ * session. 0 when nothing could start. */
+static int presence_ends_session(wenv_t *e, const fakews_step_t *steps)
+{
+    if (!wenv_login(e, steps, NULL, NULL))
+        return 0;
+    send_presence(e->c.conn);
+    CHECK(run_until(&e->loop, &e->c.disconnected, 1, 5000));
+    return 1;
 }
 
 static void test_server_close_frame_code(void)
@@ -396,13 +436,8 @@ static void test_server_close_frame_code(void)
     size_t n = fakews_frame(raw, 1, 0x8, 0, "\x03\xe9going", 7); /* 1001 */
     fakews_step_t steps[] = {LOGIN_STEPS, {"<presence", NULL, raw, n, FAKEWS_KEEP}, STEP_END};
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, NULL))
+    if (!presence_ends_session(&e, steps))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
-    uvx_stanza_t *p = uvx_b_done(uvx_pres(NULL));
-    uvx_send(e.c.conn, p);
-    uvx_stanza_unref(p);
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_DISCONNECTED), "websocket-going-away");
     CHECK(!tclient_saw(&e.c, UVX_STATUS_CONNFAIL)); /* we were connected */
     run_for(&e.loop, 50);
@@ -414,10 +449,8 @@ static void test_dropped_without_close(void)
 {
     fakews_step_t steps[] = {{"<open", FAKEWS_OPEN, NULL, 0, FAKEWS_DROP}, STEP_END};
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, NULL))
+    if (!wenv_connfail(&e, steps, NULL, NULL, "connection-lost"))
         return;
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "connection-lost");
     wenv_done(&e);
 }
 
@@ -425,21 +458,14 @@ static void test_stream_error(void)
 {
     fakews_step_t steps[] = {
         LOGIN_STEPS,
-        {"<presence",
-         "<stream:error xmlns:stream='http://etherx.jabber.org/streams'><conflict "
-         "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
-         NULL, 0, FAKEWS_KEEP},
+        STEP("<presence", "<stream:error xmlns:stream='http://etherx.jabber.org/streams'><conflict "
+                          "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
         {NULL, FAKEWS_CLOSE_ELEM, NULL, 0, FAKEWS_CLOSE},
         STEP_END,
     };
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, NULL))
+    if (!presence_ends_session(&e, steps))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
-    uvx_stanza_t *p = uvx_b_done(uvx_pres(NULL));
-    uvx_send(e.c.conn, p);
-    uvx_stanza_unref(p);
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_ERROR), "conflict");
     wenv_done(&e);
 }
@@ -451,10 +477,8 @@ static void upgrade_failure_case(const char *response, const char *condition)
     fakews_step_t steps[] = {LOGIN_STEPS, STEP_END};
     fakews_options_t fo = {response, 0, 0};
     wenv_t e;
-    if (!wenv_connect(&e, steps, &fo, NULL))
+    if (!wenv_connfail(&e, steps, &fo, NULL, condition))
         return;
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), condition);
     CHECK_INT(fakews_steps_done(e.fw), 0);
     wenv_done(&e);
 }
@@ -496,9 +520,8 @@ static void test_ejabberd_header_case(void)
                            "Sec-Websocket-Protocol:xmpp\r\n\r\n",
                            0, 0};
     wenv_t e;
-    if (!wenv_connect(&e, steps, &fo, NULL))
+    if (!wenv_login(&e, steps, &fo, NULL))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     wenv_done(&e);
 }
 
@@ -520,6 +543,7 @@ static void test_non_101_answer(void)
     fakews_step_t steps[] = {STEP_END};
     fakews_options_t fo = {"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot here%s", 0, 0};
     wenv_t e;
+    wenv_init(&e);
     if (!wenv_listen(&e, steps, &fo, NULL))
         return;
     proto_err_t p404 = {0, 0}, p500 = {0, 0};
@@ -539,47 +563,64 @@ static void test_non_101_answer(void)
 static void test_bad_open_version(void)
 {
     fakews_step_t steps[] = {
-        {"<open", "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' from='localhost' id='x'/>",
-         NULL, 0, FAKEWS_KEEP},
+        STEP("<open",
+             "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' from='localhost' id='x'/>"),
         STEP_END,
     };
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, NULL))
+    if (!wenv_connfail(&e, steps, NULL, NULL, "unsupported-version"))
         return;
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "unsupported-version");
     wenv_done(&e);
 }
 
 /* ---- see-other-uri ---- */
 
+/* The <close/> that sends the client to `uri`. */
+static void see_other_close(char *out, size_t cap, const char *uri)
+{
+    snprintf(out, cap, "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='%s'/>",
+             uri);
+}
+
+/* The endpoint a see-other-uri names: a second scripted server. */
+typedef struct redirect {
+    fakews_t *target;
+    char uri[96];
+    char close[256]; /* the <close/> that names uri */
+} redirect_t;
+
+/* A fresh env and, on its loop, the target playing `target_steps`; it
+ * starts first, as the first server's script names it. */
+static void redirect_init(wenv_t *e, redirect_t *r, const fakews_step_t *target_steps)
+{
+    int port = 0;
+    wenv_init(e);
+    r->target = fakews_start(&e->loop, target_steps, NULL, &port);
+    CHECK(r->target != NULL);
+    snprintf(r->uri, sizeof(r->uri), "ws://127.0.0.1:%d/elsewhere", port);
+    see_other_close(r->close, sizeof(r->close), r->uri);
+}
+
 static void test_redirect(void)
 {
     static const fakews_step_t target_steps[] = {LOGIN_STEPS, STEP_END};
     wenv_t e;
-    wenv_init(&e);
-    int target_port = 0;
-    fakews_t *target = fakews_start(&e.loop, target_steps, NULL, &target_port);
-    char uri[96], close[256];
-    snprintf(uri, sizeof(uri), "ws://127.0.0.1:%d/elsewhere", target_port);
-    snprintf(close, sizeof(close),
-             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='%s'/>", uri);
-    fakews_step_t steps[] = {{"<open", close, NULL, 0, FAKEWS_KEEP}, STEP_END};
-    e.fw = fakews_start(&e.loop, steps, NULL, &e.port);
-    snprintf(e.service, sizeof(e.service), "ws://127.0.0.1:%d/xmpp-websocket", e.port);
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, NULL), 0);
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    redirect_t r;
+    redirect_init(&e, &r, target_steps);
+    fakews_step_t steps[] = {STEP("<open", r.close), STEP_END};
+    if (!wenv_serve(&e, steps, NULL, NULL))
+        return;
     CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_REDIRECT), uri);
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_REDIRECT), r.uri);
     char seq[256];
     CHECK_STR(status_names(&e.c, seq, sizeof(seq)),
               "CONNECTING REDIRECT CONNECTING AUTHENTICATING CONNECTED");
-    CHECK(strncmp(fakews_request(target), "GET /elsewhere HTTP/1.1\r\n", 25) == 0);
-    CHECK_INT(fakews_connections(target), 1);
+    CHECK(strncmp(fakews_request(r.target), "GET /elsewhere HTTP/1.1\r\n", 25) == 0);
+    CHECK_INT(fakews_connections(r.target), 1);
     run_for(&e.loop, 50);
     CHECK_INT(fakews_close_code(e.fw), 1000); /* the first server was left politely */
     CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/ws");
-    fakews_stop(target);
+    fakews_stop(r.target);
     wenv_done(&e);
 }
 
@@ -603,37 +644,22 @@ static int probe_on_iq_error(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
     return 0;
 }
 
-static void send_presence(uvx_conn_t *conn)
-{
-    uvx_stanza_t *p = uvx_b_done(uvx_pres(NULL));
-    CHECK_INT(uvx_send(conn, p), 0);
-    uvx_stanza_unref(p);
-}
-
 static void test_redirect_after_connected(void)
 {
     /* the new endpoint logs in again and answers our presence with a
      * message */
     static const fakews_step_t target_steps[] = {
         LOGIN_STEPS,
-        {"<presence",
-         "<message xmlns='jabber:client' from='bob@localhost'><body>hi</body></message>", NULL, 0,
-         FAKEWS_KEEP},
+        STEP("<presence",
+             "<message xmlns='jabber:client' from='bob@localhost'><body>hi</body></message>"),
         STEP_END,
     };
     wenv_t e;
-    wenv_init(&e);
-    int target_port = 0;
-    fakews_t *target = fakews_start(&e.loop, target_steps, NULL, &target_port);
-    char uri[96], close[256];
-    snprintf(uri, sizeof(uri), "ws://127.0.0.1:%d/elsewhere", target_port);
-    snprintf(close, sizeof(close),
-             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='%s'/>", uri);
-    fakews_step_t steps[] = {LOGIN_STEPS, {"<presence", close, NULL, 0, FAKEWS_KEEP}, STEP_END};
-    e.fw = fakews_start(&e.loop, steps, NULL, &e.port);
-    snprintf(e.service, sizeof(e.service), "ws://127.0.0.1:%d/xmpp-websocket", e.port);
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, NULL), 0);
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    redirect_t r;
+    redirect_init(&e, &r, target_steps);
+    fakews_step_t steps[] = {LOGIN_STEPS, STEP("<presence", r.close), STEP_END};
+    if (!wenv_serve(&e, steps, NULL, NULL))
+        return;
     CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
 
     /* what the first session leaves behind: a handler, an unanswered IQ */
@@ -651,12 +677,12 @@ static void test_redirect_after_connected(void)
     char seq[256];
     CHECK_STR(status_names(&e.c, seq, sizeof(seq)),
               "CONNECTING AUTHENTICATING CONNECTED REDIRECT CONNECTING AUTHENTICATING CONNECTED");
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_REDIRECT), uri);
+    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_REDIRECT), r.uri);
     CHECK_INT(probe.iq_errors, 1); /* told, as on DISCONNECTED */
-    CHECK_INT(fakews_connections(target), 1);
-    CHECK(strncmp(fakews_request(target), "GET /elsewhere HTTP/1.1\r\n", 25) == 0);
+    CHECK_INT(fakews_connections(r.target), 1);
+    CHECK(strncmp(fakews_request(r.target), "GET /elsewhere HTTP/1.1\r\n", 25) == 0);
     /* a whole new login there: <auth/> and bind again */
-    CHECK_INT(count_messages(fakews_received(target), "<auth "), 1);
+    CHECK_INT(count_messages(fakews_received(r.target), "<auth "), 1);
     CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/ws");
     /* a message of the new session reaches a handler added now, not the
      * one of the old session */
@@ -668,7 +694,7 @@ static void test_redirect_after_connected(void)
     CHECK_INT(probe.messages, 0);
     run_for(&e.loop, 50);
     CHECK_INT(fakews_close_code(e.fw), 1000); /* the first server was left politely */
-    fakews_stop(target);
+    fakews_stop(r.target);
     wenv_done(&e);
 }
 
@@ -678,22 +704,14 @@ static void test_redirect_after_connected_stalls(void)
      * over once CONNECTED, holds for the new login too */
     static const fakews_step_t target_steps[] = {STEP_END};
     wenv_t e;
-    wenv_init(&e);
-    int target_port = 0;
-    fakews_t *target = fakews_start(&e.loop, target_steps, NULL, &target_port);
-    char close[256];
-    snprintf(close, sizeof(close),
-             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' "
-             "see-other-uri='ws://127.0.0.1:%d/elsewhere'/>",
-             target_port);
-    fakews_step_t steps[] = {LOGIN_STEPS, {"<presence", close, NULL, 0, FAKEWS_KEEP}, STEP_END};
-    e.fw = fakews_start(&e.loop, steps, NULL, &e.port);
-    snprintf(e.service, sizeof(e.service), "ws://127.0.0.1:%d/xmpp-websocket", e.port);
+    redirect_t r;
+    redirect_init(&e, &r, target_steps);
+    fakews_step_t steps[] = {LOGIN_STEPS, STEP("<presence", r.close), STEP_END};
     uvx_conn_options_t o;
     opts_clear(&o);
     o.login_timeout_ms = 300;
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    if (!wenv_serve(&e, steps, NULL, &o))
+        return;
     CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     send_presence(e.c.conn);
     CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
@@ -701,8 +719,8 @@ static void test_redirect_after_connected_stalls(void)
     CHECK_STR(status_names(&e.c, seq, sizeof(seq)), "CONNECTING AUTHENTICATING CONNECTED REDIRECT "
                                                     "CONNECTING CONNFAIL DISCONNECTED");
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "login-timeout");
-    CHECK_INT(fakews_connections(target), 1);
-    fakews_stop(target);
+    CHECK_INT(fakews_connections(r.target), 1);
+    fakews_stop(r.target);
     wenv_done(&e);
 }
 
@@ -711,50 +729,30 @@ static void test_redirect_while_disconnecting(void)
     /* the answer to our <close/> names another endpoint: we leave anyway */
     static const fakews_step_t target_steps[] = {LOGIN_STEPS, STEP_END};
     wenv_t e;
-    wenv_init(&e);
-    int target_port = 0;
-    fakews_t *target = fakews_start(&e.loop, target_steps, NULL, &target_port);
-    char close[256];
-    snprintf(close, sizeof(close),
-             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' "
-             "see-other-uri='ws://127.0.0.1:%d/elsewhere'/>",
-             target_port);
-    fakews_step_t steps[] = {LOGIN_STEPS, {"<close", close, NULL, 0, FAKEWS_CLOSE}, STEP_END};
-    e.fw = fakews_start(&e.loop, steps, NULL, &e.port);
-    snprintf(e.service, sizeof(e.service), "ws://127.0.0.1:%d/xmpp-websocket", e.port);
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, NULL), 0);
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
+    redirect_t r;
+    redirect_init(&e, &r, target_steps);
+    fakews_step_t steps[] = {LOGIN_STEPS, {"<close", r.close, NULL, 0, FAKEWS_CLOSE}, STEP_END};
+    if (!wenv_serve(&e, steps, NULL, NULL))
+        return;
     CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     CHECK_INT(uvx_disconnect(e.c.conn, NULL), 0);
     CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
     CHECK(!tclient_saw(&e.c, UVX_STATUS_REDIRECT));
     CHECK(!tclient_saw(&e.c, UVX_STATUS_CONNTIMEOUT)); /* taken as the answer */
-    CHECK_INT(fakews_connections(target), 0);
-    fakews_stop(target);
+    CHECK_INT(fakews_connections(r.target), 0);
+    fakews_stop(r.target);
     wenv_done(&e);
 }
 
 static void redirect_refused_case(const char *service, const char *uri, const char *condition)
 {
-    char input[1024];
     char close[256];
-    snprintf(close, sizeof(close),
-             "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='%s'/>", uri);
-    const char *http = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Accept: " FAKEWS_SAMPLE_ACCEPT "\r\n"
-                       "Sec-WebSocket-Protocol: xmpp\r\n\r\n";
-    size_t n = strlen(http);
-    memcpy(input, http, n);
-    n += fakews_frame(input + n, 1, 1, 0, FAKEWS_OPEN, strlen(FAKEWS_OPEN));
-    n += fakews_frame(input + n, 1, 1, 0, close, strlen(close));
-    wenv_t e;
-    wenv_init(&e);
+    see_other_close(close, sizeof(close), uri);
     uvx_conn_options_t o;
     opts_clear(&o);
     o.tls_insecure = 1;
-    CHECK_INT(tclient_init(&e.c, e.ctx, service, &o), 0);
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    ws_debug_feed(e.c.conn, FAKEWS_SAMPLE_KEY, input, n, 0);
+    wenv_t e;
+    wenv_feed(&e, service, &o, close, 0);
     CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
     CHECK(!tclient_saw(&e.c, UVX_STATUS_REDIRECT));
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), condition);
@@ -777,18 +775,24 @@ static void test_redirect_invalid(void)
 
 /* ---- keepalive ---- */
 
-static void test_client_pings(void)
+/* Logs in with a client ping every 20 ms, each to be answered within
+ * `pong_timeout_ms` (the connection copies its options). */
+static int wenv_login_pinging(wenv_t *e, const fakews_options_t *fopts, unsigned pong_timeout_ms)
 {
     static const fakews_step_t steps[] = {LOGIN_STEPS, STEP_END};
     uvx_conn_options_t o;
     opts_clear(&o);
     o.tls_disabled = 1;
     o.ws_ping_interval_ms = 20;
-    o.ws_pong_timeout_ms = 1000;
+    o.ws_pong_timeout_ms = pong_timeout_ms;
+    return wenv_login(e, steps, fopts, &o);
+}
+
+static void test_client_pings(void)
+{
     wenv_t e;
-    if (!wenv_connect(&e, steps, NULL, &o))
+    if (!wenv_login_pinging(&e, NULL, 1000))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     /* wait for three pings by the server's count, not by the clock */
     for (int i = 0; i < 500 && fakews_pings(e.fw) < 3; i++)
         run_for(&e.loop, 10);
@@ -799,17 +803,10 @@ static void test_client_pings(void)
 
 static void test_pong_timeout(void)
 {
-    static const fakews_step_t steps[] = {LOGIN_STEPS, STEP_END};
-    fakews_options_t fo = {NULL, 0, 1};
-    uvx_conn_options_t o;
-    opts_clear(&o);
-    o.tls_disabled = 1;
-    o.ws_ping_interval_ms = 20;
-    o.ws_pong_timeout_ms = 100;
+    fakews_options_t fo = {NULL, 0, 1}; /* no pongs */
     wenv_t e;
-    if (!wenv_connect(&e, steps, &fo, &o))
+    if (!wenv_login_pinging(&e, &fo, 100))
         return;
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 5000));
     CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
     CHECK_STR(tclient_condition(&e.c, UVX_STATUS_DISCONNECTED), "ping-timeout");
     CHECK_INT(fakews_pings(e.fw), 1); /* no second ping while one is unanswered */
