@@ -11,8 +11,8 @@ void tservice(const test_server_t *srv, char *buf, size_t len)
     snprintf(buf, len, "tcp://127.0.0.1:%d", srv->c2s_port);
 }
 
-static void tclient_on_status(uvx_conn_t *conn, int status, const char *condition,
-                              uvx_stanza_t *elem, void *ud)
+void tclient_on_status(uvx_conn_t *conn, int status, const char *condition, uvx_stanza_t *elem,
+                       void *ud)
 {
     tclient_t *c = ud;
     (void)elem;
@@ -22,7 +22,7 @@ static void tclient_on_status(uvx_conn_t *conn, int status, const char *conditio
                  condition ? condition : "");
         c->nstatus++;
     }
-    if (status == UVX_STATUS_CONNECTED)
+    if (status == UVX_STATUS_CONNECTED || status == UVX_STATUS_ATTACHED)
         c->connected = 1;
     if (status == UVX_STATUS_DISCONNECTED) {
         c->disconnected = 1;
@@ -31,13 +31,23 @@ static void tclient_on_status(uvx_conn_t *conn, int status, const char *conditio
     }
 }
 
+void tclient_options(uvx_conn_options_t *o, const char *mechs[2], const char *mech)
+{
+    uvx_conn_options_init(o);
+    o->allow_plain = 1;
+    if (mech) {
+        mechs[0] = mech;
+        mechs[1] = NULL;
+        o->mechanisms = mechs;
+    }
+}
+
 int tclient_init(tclient_t *c, uvx_ctx_t *ctx, const char *service, const uvx_conn_options_t *opts)
 {
     memset(c, 0, sizeof(*c));
     uvx_conn_options_t o;
     if (opts == NULL) {
-        uvx_conn_options_init(&o);
-        o.allow_plain = 1;
+        tclient_options(&o, NULL, NULL);
         o.tls_disabled = 1; /* these tests exercise the core in the clear */
         opts = &o;
     }
@@ -88,17 +98,25 @@ static void on_watchdog(uv_timer_t *t)
     *(int *)t->data = 1;
 }
 
-int run_until(uv_loop_t *loop, const int *flag, int target, unsigned timeout_ms)
+/* Runs the loop until *a >= target or *b >= target (b may be NULL), for at
+ * most timeout_ms. */
+static void run_until_either(uv_loop_t *loop, const int *a, const int *b, int target,
+                             unsigned timeout_ms)
 {
     int expired = 0;
     uv_timer_t watchdog;
     uv_timer_init(loop, &watchdog);
     watchdog.data = &expired;
     uv_timer_start(&watchdog, on_watchdog, timeout_ms, 0);
-    while (*flag < target && !expired)
+    while (*a < target && (b == NULL || *b < target) && !expired)
         uv_run(loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&watchdog, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
+}
+
+int run_until(uv_loop_t *loop, const int *flag, int target, unsigned timeout_ms)
+{
+    run_until_either(loop, flag, NULL, target, timeout_ms);
     return *flag >= target;
 }
 
@@ -152,4 +170,98 @@ void loopenv_done(loopenv_t *e)
         uv_run(&e->loop, UV_RUN_NOWAIT);
     CHECK_INT(uvx_ctx_free(e->ctx), 0);
     CHECK_INT(loop_finish(&e->loop), 0);
+}
+
+int tclient_login(loopenv_t *e, tclient_t *c, const char *service, const uvx_conn_options_t *opts,
+                  const char *jid, const char *pass)
+{
+    int rc = tclient_init(c, e->ctx, service, opts);
+    CHECK_INT(rc, 0);
+    if (rc != 0)
+        return 0;
+    rc = tclient_connect(c, jid, pass);
+    CHECK_INT(rc, 0);
+    if (rc != 0)
+        return 0;
+    /* a refused login ends at once rather than at the deadline */
+    run_until_either(&e->loop, &c->connected, &c->disconnected, 1, 15000);
+    return c->connected;
+}
+
+void tclient_disconnect_and_close(loopenv_t *e, tclient_t *c)
+{
+    if (c->conn && c->connected && !c->disconnected) {
+        CHECK_INT(uvx_disconnect(c->conn, NULL), 0);
+        CHECK(run_until(&e->loop, &c->disconnected, 1, 8000));
+        CHECK(!tclient_saw(c, UVX_STATUS_CONNTIMEOUT));
+    }
+    tclient_close(c, &e->loop);
+}
+
+static int count_numbered(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
+{
+    tcounter_t *cnt = ud;
+    (void)conn;
+    const char *body = uvx_stanza_child_text(msg, "body");
+    if (body == NULL || atoi(body) != cnt->n)
+        cnt->out_of_order++;
+    cnt->n++;
+    return 1;
+}
+
+void tcount_messages(tclient_t *c, tcounter_t *cnt, const char *type)
+{
+    CHECK(uvx_add_handler(c->conn, count_numbered, cnt, NULL, "message", type, NULL, NULL, 0) !=
+          NULL);
+}
+
+int tsend_numbered(tclient_t *from, const char *to, const char *type, int first, int count)
+{
+    for (int i = first; i < first + count; i++) {
+        uvx_stanza_t *m =
+            type ? uvx_stanza_fmt("<message to='%s' type='%s'><body>%d</body></message>", to, type,
+                                  i)
+                 : uvx_stanza_fmt("<message to='%s'><body>%d</body></message>", to, i);
+        CHECK(m != NULL);
+        if (m == NULL)
+            return 0;
+        int rc = uvx_send(from->conn, m);
+        uvx_stanza_unref(m);
+        CHECK_INT(rc, 0);
+        if (rc != 0)
+            return 0;
+    }
+    return 1;
+}
+
+int tiq_ok(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
+{
+    tiq_result_t *r = ud;
+    (void)conn;
+    r->ok++;
+    snprintf(r->type, sizeof(r->type), "%s", uvx_stanza_type(s));
+    r->done = 1;
+    return 0;
+}
+
+int tiq_err(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
+{
+    tiq_result_t *r = ud;
+    (void)conn;
+    if (s == NULL)
+        r->timeout++;
+    else
+        r->err++;
+    r->done = 1;
+    return 0;
+}
+
+int tping(loopenv_t *e, tclient_t *c, const char *to, tiq_result_t *r, unsigned timeout_ms)
+{
+    uvx_builder_t *iq = to ? uvx_iq("type", "get", "to", to, NULL) : uvx_iq("type", "get", NULL);
+    uvx_stanza_t *ping = uvx_b_done(uvx_b_c(iq, "ping", "xmlns", UVX_NS_PING, NULL));
+    CHECK_INT(uvx_send_iq(c->conn, ping, tiq_ok, tiq_err, r, timeout_ms), 0);
+    CHECK(uvx_stanza_id(ping) != NULL); /* send_iq gave it one to match the answer */
+    uvx_stanza_unref(ping);
+    return run_until(&e->loop, &r->done, 1, timeout_ms + 1000);
 }

@@ -17,23 +17,17 @@ static test_server_t srv;
 static int have_server;
 static char service[64];
 
-/* Logs a client in and waits for CONNECTED. */
+/* Logs a client in over a clear stream and waits for CONNECTED. */
 static int login(loopenv_t *e, tclient_t *c, const char *jid, const char *pass)
 {
-    if (tclient_init(c, e->ctx, service, NULL) != 0)
-        return 0;
-    if (tclient_connect(c, jid, pass) != 0)
-        return 0;
-    return run_until(&e->loop, &c->connected, 1, 10000);
+    return tclient_login(e, c, service, NULL, jid, pass);
 }
 
-static void disconnect_and_close(loopenv_t *e, tclient_t *c)
+/* Options for a clear stream (no STARTTLS); PLAIN allowed unless changed. */
+static void clear_options(uvx_conn_options_t *o, const char *mechs[2], const char *mech)
 {
-    if (c->conn && c->connected && !c->disconnected) {
-        CHECK_INT(uvx_disconnect(c->conn, NULL), 0);
-        CHECK(run_until(&e->loop, &c->disconnected, 1, 5000));
-    }
-    tclient_close(c, &e->loop);
+    tclient_options(o, mechs, mech);
+    o->tls_disabled = 1;
 }
 
 /* ---- login ---- */
@@ -50,7 +44,7 @@ static void test_login_plain(void)
     const char *jid = uvx_conn_jid(c.conn);
     CHECK(jid != NULL && strncmp(jid, "alice@localhost/", 16) == 0 && strlen(jid) > 16);
     CHECK(uvx_conn_stream_id(c.conn) != NULL);
-    disconnect_and_close(&e, &c);
+    tclient_disconnect_and_close(&e, &c);
     CHECK(tclient_saw(&c, UVX_STATUS_DISCONNECTING));
     CHECK(!tclient_saw(&c, UVX_STATUS_CONNTIMEOUT)); /* the server closed its stream */
     loopenv_done(&e);
@@ -63,7 +57,7 @@ static void test_login_with_resource(void)
     loopenv_init(&e);
     CHECK(login(&e, &c, "bob@localhost/desk", "bobpass"));
     CHECK_STR(uvx_conn_jid(c.conn), "bob@localhost/desk");
-    disconnect_and_close(&e, &c);
+    tclient_disconnect_and_close(&e, &c);
     loopenv_done(&e);
 }
 
@@ -75,7 +69,7 @@ static void test_login_anonymous(void)
     CHECK(login(&e, &c, "anon.localhost", NULL));
     const char *jid = uvx_conn_jid(c.conn);
     CHECK(jid && strstr(jid, "@anon.localhost/") != NULL);
-    disconnect_and_close(&e, &c);
+    tclient_disconnect_and_close(&e, &c);
     loopenv_done(&e);
 }
 
@@ -84,80 +78,57 @@ static void test_mech_option(void)
     loopenv_t e;
     tclient_t c;
     loopenv_init(&e);
-    const char *mechs[] = {"PLAIN", NULL};
+    const char *mechs[2];
     uvx_conn_options_t o;
-    uvx_conn_options_init(&o);
-    o.allow_plain = 1;
-    o.tls_disabled = 1;
-    o.mechanisms = mechs;
-    CHECK_INT(tclient_init(&c, e.ctx, service, &o), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &c.connected, 1, 10000));
-    disconnect_and_close(&e, &c);
+    clear_options(&o, mechs, "PLAIN");
+    CHECK(tclient_login(&e, &c, service, &o, "alice@localhost", "alicepass"));
+    CHECK_STR(uvx_sasl_mechanism(c.conn), "PLAIN");
+    tclient_disconnect_and_close(&e, &c);
+    loopenv_done(&e);
+}
+
+/* A login to `to` that must end in DISCONNECTED, never CONNECTED, after
+ * `status` with `condition`. */
+static void failed_login_case(const char *to, const uvx_conn_options_t *opts, const char *pass,
+                              int status, const char *condition)
+{
+    loopenv_t e;
+    tclient_t c;
+    loopenv_init(&e);
+    CHECK(!tclient_login(&e, &c, to, opts, "alice@localhost", pass));
+    CHECK(c.disconnected);
+    CHECK(tclient_saw(&c, status));
+    CHECK_STR(tclient_condition(&c, status), condition);
+    CHECK(!c.connected);
+    tclient_close(&c, &e.loop);
     loopenv_done(&e);
 }
 
 static void test_wrong_password(void)
 {
-    loopenv_t e;
-    tclient_t c;
-    loopenv_init(&e);
-    CHECK_INT(tclient_init(&c, e.ctx, service, NULL), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "wrong"), 0);
-    CHECK(run_until(&e.loop, &c.disconnected, 1, 10000));
-    CHECK(tclient_saw(&c, UVX_STATUS_AUTHFAIL));
-    CHECK_STR(tclient_condition(&c, UVX_STATUS_AUTHFAIL), "not-authorized");
-    CHECK(!c.connected);
-    tclient_close(&c, &e.loop);
-    loopenv_done(&e);
+    failed_login_case(service, NULL, "wrong", UVX_STATUS_AUTHFAIL, "not-authorized");
 }
 
 static void test_plain_refused_in_clear(void)
 {
-    loopenv_t e;
-    tclient_t c;
-    loopenv_init(&e);
+    const char *mechs[2];
     uvx_conn_options_t o;
-    uvx_conn_options_init(&o); /* allow_plain off */
-    o.tls_disabled = 1;        /* and no STARTTLS: a clear stream */
-    const char *mechs[] = {"PLAIN", NULL};
-    o.mechanisms = mechs;
-    CHECK_INT(tclient_init(&c, e.ctx, service, &o), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &c.disconnected, 1, 10000));
-    CHECK(tclient_saw(&c, UVX_STATUS_CONNFAIL));
-    CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "tls-required");
-    CHECK(!c.connected);
-    tclient_close(&c, &e.loop);
-    loopenv_done(&e);
+    clear_options(&o, mechs, "PLAIN");
+    o.allow_plain = 0; /* on a stream clear_options keeps clear */
+    failed_login_case(service, &o, "alicepass", UVX_STATUS_CONNFAIL, "tls-required");
 }
 
 static void test_connection_refused(void)
 {
-    loopenv_t e;
-    tclient_t c;
-    loopenv_init(&e);
-    /* the direct-TLS port speaks TLS; the port below c2s is not ours: find
-     * a closed one by binding and closing it */
-    CHECK_INT(tclient_init(&c, e.ctx, "tcp://127.0.0.1:1", NULL), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &c.disconnected, 1, 10000));
-    CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "connection-refused");
-    tclient_close(&c, &e.loop);
-    loopenv_done(&e);
+    /* nothing listens on port 1 */
+    failed_login_case("tcp://127.0.0.1:1", NULL, "alicepass", UVX_STATUS_CONNFAIL,
+                      "connection-refused");
 }
 
 static void test_unresolvable_host(void)
 {
-    loopenv_t e;
-    tclient_t c;
-    loopenv_init(&e);
-    CHECK_INT(tclient_init(&c, e.ctx, "tcp://no-such-host.invalid:5222", NULL), 0);
-    CHECK_INT(tclient_connect(&c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &c.disconnected, 1, 15000));
-    CHECK_STR(tclient_condition(&c, UVX_STATUS_CONNFAIL), "host-unresolved");
-    tclient_close(&c, &e.loop);
-    loopenv_done(&e);
+    failed_login_case("tcp://no-such-host.invalid:5222", NULL, "alicepass", UVX_STATUS_CONNFAIL,
+                      "host-unresolved");
 }
 
 static void test_api_misuse(void)
@@ -188,23 +159,6 @@ static void test_api_misuse(void)
 
 /* ---- messaging ---- */
 
-typedef struct counter {
-    int n;
-    int out_of_order;
-    int target;
-} counter_t;
-
-static int count_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
-{
-    counter_t *c = ud;
-    (void)conn;
-    const char *body = uvx_stanza_child_text(msg, "body");
-    if (body && atoi(body) != c->n)
-        c->out_of_order++;
-    c->n++;
-    return 1;
-}
-
 static void test_10000_messages(void)
 {
     loopenv_t e;
@@ -212,60 +166,18 @@ static void test_10000_messages(void)
     loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/flood", "bobpass"));
-    counter_t cnt = {0, 0, 10000};
-    uvx_add_handler(b.conn, count_message, &cnt, NULL, "message", "chat", NULL, NULL, 0);
-    char num[16];
-    for (int i = 0; i < 10000; i++) {
-        snprintf(num, sizeof(num), "%d", i);
-        uvx_stanza_t *m = uvx_stanza_fmt("<message to='%s' type='chat'><body>%s</body></message>",
-                                         uvx_conn_jid(b.conn), num);
-        CHECK(m != NULL);
-        if (uvx_send(a.conn, m) != 0) {
-            CHECK(!"send failed");
-            uvx_stanza_unref(m);
-            break;
-        }
-        uvx_stanza_unref(m);
-    }
+    tcounter_t cnt = {0, 0};
+    tcount_messages(&b, &cnt, "chat");
+    tsend_numbered(&a, uvx_conn_jid(b.conn), "chat", 0, 10000);
     CHECK(run_until(&e.loop, &cnt.n, 10000, 60000));
     CHECK_INT(cnt.n, 10000);
     CHECK_INT(cnt.out_of_order, 0);
-    disconnect_and_close(&e, &a);
-    disconnect_and_close(&e, &b);
+    tclient_disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &b);
     loopenv_done(&e);
 }
 
 /* ---- send_iq ---- */
-
-typedef struct iq_result {
-    int done;
-    int ok;
-    int err;
-    int timeout;
-    char type[16];
-} iq_result_t;
-
-static int iq_ok(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
-{
-    iq_result_t *r = ud;
-    (void)conn;
-    r->ok++;
-    snprintf(r->type, sizeof(r->type), "%s", uvx_stanza_type(s));
-    r->done = 1;
-    return 0;
-}
-
-static int iq_err(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
-{
-    iq_result_t *r = ud;
-    (void)conn;
-    if (s == NULL)
-        r->timeout++;
-    else
-        r->err++;
-    r->done = 1;
-    return 0;
-}
 
 static void test_send_iq_ping(void)
 {
@@ -273,30 +185,22 @@ static void test_send_iq_ping(void)
     tclient_t a;
     loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
-    iq_result_t r = {0};
-    uvx_stanza_t *ping = uvx_b_done(uvx_b_c(uvx_iq("type", "get", "to", "localhost", NULL), "ping",
-                                            "xmlns", UVX_NS_PING, NULL));
-    CHECK_INT(uvx_send_iq(a.conn, ping, iq_ok, iq_err, &r, 5000), 0);
-    CHECK(uvx_stanza_id(ping) != NULL);
-    CHECK(run_until(&e.loop, &r.done, 1, 6000));
+    tiq_result_t r = {0};
+    CHECK(tping(&e, &a, "localhost", &r, 5000));
     CHECK_INT(r.ok, 1);
     CHECK_STR(r.type, "result");
-    uvx_stanza_unref(ping);
 
     /* an error reply goes to errb: ping a user that does not exist */
-    iq_result_t r2 = {0};
-    ping =
-        uvx_stanza_fmt("<iq type='get' to='nobody@localhost/x'><ping xmlns='urn:xmpp:ping'/></iq>");
-    CHECK_INT(uvx_send_iq(a.conn, ping, iq_ok, iq_err, &r2, 5000), 0);
-    CHECK(run_until(&e.loop, &r2.done, 1, 6000));
+    tiq_result_t r2 = {0};
+    CHECK(tping(&e, &a, "nobody@localhost/x", &r2, 5000));
     CHECK_INT(r2.err, 1);
     CHECK_INT(r2.ok, 0);
-    uvx_stanza_unref(ping);
-    disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &a);
     loopenv_done(&e);
 }
 
-static int swallow(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
+/* Counts the stanzas it is given into the int at ud, and takes them. */
+static int hit(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 {
     (void)conn;
     (void)s;
@@ -313,12 +217,12 @@ static void test_send_iq_timeout(void)
     CHECK(login(&e, &b, "bob@localhost/mute", "bobpass"));
     int swallowed = 0;
     /* bob takes the iq and never answers */
-    uvx_add_handler(b.conn, swallow, &swallowed, UVX_NS_PING, "iq", "get", NULL, NULL, 0);
-    iq_result_t r = {0};
+    uvx_add_handler(b.conn, hit, &swallowed, UVX_NS_PING, "iq", "get", NULL, NULL, 0);
+    tiq_result_t r = {0};
     uvx_stanza_t *ping = uvx_stanza_fmt("<iq type='get' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>",
                                         uvx_conn_jid(b.conn));
     uint64_t t0 = uv_hrtime();
-    CHECK_INT(uvx_send_iq(a.conn, ping, iq_ok, iq_err, &r, 300), 0);
+    CHECK_INT(uvx_send_iq(a.conn, ping, tiq_ok, tiq_err, &r, 300), 0);
     CHECK(run_until(&e.loop, &r.done, 1, 5000));
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     CHECK_INT(r.timeout, 1);
@@ -326,8 +230,8 @@ static void test_send_iq_timeout(void)
     CHECK(ms >= 290);
     CHECK_INT(swallowed, 1);
     uvx_stanza_unref(ping);
-    disconnect_and_close(&e, &a);
-    disconnect_and_close(&e, &b);
+    tclient_disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &b);
     loopenv_done(&e);
 }
 
@@ -338,15 +242,15 @@ static void test_unhandled_iq_gets_service_unavailable(void)
     loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/nohandler", "bobpass"));
-    iq_result_t r = {0};
+    tiq_result_t r = {0};
     uvx_stanza_t *q = uvx_stanza_fmt(
         "<iq type='get' to='%s'><query xmlns='jabber:iq:version'/></iq>", uvx_conn_jid(b.conn));
-    CHECK_INT(uvx_send_iq(a.conn, q, iq_ok, iq_err, &r, 5000), 0);
+    CHECK_INT(uvx_send_iq(a.conn, q, tiq_ok, tiq_err, &r, 5000), 0);
     CHECK(run_until(&e.loop, &r.done, 1, 6000));
     CHECK_INT(r.err, 1);
     uvx_stanza_unref(q);
-    disconnect_and_close(&e, &a);
-    disconnect_and_close(&e, &b);
+    tclient_disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &b);
     loopenv_done(&e);
 }
 
@@ -355,14 +259,6 @@ static void test_unhandled_iq_gets_service_unavailable(void)
 typedef struct hits {
     int ns, name, type_one, type_many, id, from_full, from_bare, all, removed_once, never;
 } hits_t;
-
-static int hit(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
-{
-    (void)conn;
-    (void)s;
-    (*(int *)ud)++;
-    return 1;
-}
 
 static int hit_once(uvx_conn_t *conn, uvx_stanza_t *s, void *ud)
 {
@@ -422,8 +318,8 @@ static void test_handler_matching(void)
     uvx_stanza_unref(m1);
     uvx_stanza_unref(m2);
     uvx_stanza_unref(m3);
-    disconnect_and_close(&e, &a);
-    disconnect_and_close(&e, &b);
+    tclient_disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &b);
     loopenv_done(&e);
 }
 
@@ -467,8 +363,8 @@ static void test_handler_added_during_dispatch(void)
     }
     CHECK(run_until(&e.loop, &ad.first, 2, 5000));
     CHECK_INT(ad.added_calls, 1); /* only the second message */
-    disconnect_and_close(&e, &a);
-    disconnect_and_close(&e, &b);
+    tclient_disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &b);
     loopenv_done(&e);
 }
 
@@ -512,7 +408,7 @@ static void test_timed_handlers(void)
     int before = early.n;
     run_for(&e.loop, 100);
     CHECK_INT(early.n, before);
-    disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &a);
     loopenv_done(&e);
 }
 
@@ -572,22 +468,15 @@ static void test_batching_pause_hooks(void)
     loopenv_init(&e);
     CHECK(login(&e, &a, "alice@localhost", "alicepass"));
     CHECK(login(&e, &b, "bob@localhost/batch", "bobpass"));
-    counter_t cnt = {0, 0, 0};
-    uvx_add_handler(b.conn, count_message, &cnt, NULL, "message", NULL, NULL, NULL, 0);
+    tcounter_t cnt = {0, 0};
+    tcount_messages(&b, &cnt, NULL);
     io_count_t io = {0};
     uvx_set_raw_hooks(a.conn, raw_in, raw_out, &io);
     uvx_set_xml_hooks(a.conn, xml_in, xml_out, &io);
     uvx_set_high_water(a.conn, 2000, on_high_water, &io);
 
     /* 100 sends in one loop iteration leave in one write */
-    for (int i = 0; i < 100; i++) {
-        char num[8];
-        snprintf(num, sizeof(num), "%d", i);
-        uvx_stanza_t *m =
-            uvx_stanza_fmt("<message to='%s'><body>%s</body></message>", uvx_conn_jid(b.conn), num);
-        uvx_send(a.conn, m);
-        uvx_stanza_unref(m);
-    }
+    tsend_numbered(&a, uvx_conn_jid(b.conn), NULL, 0, 100);
     CHECK_INT(io.xml_out, 100);
     CHECK_INT(io.raw_out_calls, 0); /* nothing written yet: end of iteration */
     CHECK(uvx_queued_bytes(a.conn) > 2000);
@@ -599,10 +488,7 @@ static void test_batching_pause_hooks(void)
 
     /* paused: nothing leaves until resume */
     uvx_pause(a.conn);
-    uvx_stanza_t *m =
-        uvx_stanza_fmt("<message to='%s'><body>100</body></message>", uvx_conn_jid(b.conn));
-    uvx_send(a.conn, m);
-    uvx_stanza_unref(m);
+    tsend_numbered(&a, uvx_conn_jid(b.conn), NULL, 100, 1);
     run_for(&e.loop, 200);
     CHECK_INT(io.raw_out_calls, 1);
     CHECK_INT(cnt.n, 100);
@@ -611,27 +497,22 @@ static void test_batching_pause_hooks(void)
     CHECK_INT(io.raw_out_calls, 2);
 
     /* flush writes at once */
-    m = uvx_stanza_fmt("<message to='%s'><body>101</body></message>", uvx_conn_jid(b.conn));
-    uvx_send(a.conn, m);
-    uvx_stanza_unref(m);
+    tsend_numbered(&a, uvx_conn_jid(b.conn), NULL, 101, 1);
     CHECK_INT(uvx_flush(a.conn), 0);
     CHECK_INT(io.raw_out_calls, 3);
     CHECK_INT(uvx_queued_bytes(a.conn), 0);
     CHECK(run_until(&e.loop, &cnt.n, 102, 5000));
 
     /* raw input hook saw the server's bytes; xml input counts stanzas */
-    iq_result_t r = {0};
-    uvx_stanza_t *ping = uvx_stanza_fmt("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>");
-    uvx_send_iq(a.conn, ping, iq_ok, iq_err, &r, 5000);
-    uvx_stanza_unref(ping);
-    CHECK(run_until(&e.loop, &r.done, 1, 5000));
+    tiq_result_t r = {0};
+    CHECK(tping(&e, &a, NULL, &r, 5000));
     CHECK(io.raw_in_calls >= 1);
     CHECK(io.xml_in >= 1);
 
     /* raw sends */
     CHECK_INT(uvx_send_raw(a.conn, " ", 1), 0); /* a whitespace keepalive */
-    disconnect_and_close(&e, &a);
-    disconnect_and_close(&e, &b);
+    tclient_disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &b);
     loopenv_done(&e);
 }
 
@@ -643,9 +524,7 @@ static void test_explicit_bind(void)
     tclient_t a;
     loopenv_init(&e);
     uvx_conn_options_t o;
-    uvx_conn_options_init(&o);
-    o.allow_plain = 1;
-    o.tls_disabled = 1;
+    clear_options(&o, NULL, NULL);
     o.explicit_resource_binding = 1;
     CHECK_INT(tclient_init(&a, e.ctx, service, &o), 0);
     CHECK_INT(tclient_connect(&a, "alice@localhost", "alicepass"), 0);
@@ -658,7 +537,7 @@ static void test_explicit_bind(void)
     CHECK_INT(uvx_bind(a.conn, "chosen"), 0);
     CHECK(run_until(&e.loop, &a.connected, 1, 5000));
     CHECK_STR(uvx_conn_jid(a.conn), "alice@localhost/chosen");
-    disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &a);
     loopenv_done(&e);
 }
 
@@ -706,7 +585,7 @@ static void test_plugins(void)
     CHECK(uvx_plugin_data(a.conn, "other") == NULL);
     CHECK_INT(log.connected_seen, 1);
     CHECK_INT(log.statuses, a.nstatus);
-    disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &a);
     CHECK_INT(log.destroys, 1);
     loopenv_done(&e);
 }
@@ -727,7 +606,7 @@ static void test_reset_and_reconnect(void)
     CHECK_INT(tclient_connect(&a, "bob@localhost", "bobpass"), 0);
     CHECK(run_until(&e.loop, &a.connected, 1, 10000));
     CHECK(strncmp(uvx_conn_jid(a.conn), "bob@localhost/", 14) == 0);
-    disconnect_and_close(&e, &a);
+    tclient_disconnect_and_close(&e, &a);
     loopenv_done(&e);
 }
 
@@ -749,9 +628,7 @@ static void test_close_inside_callback(void)
     loopenv_init(&e);
     uvx_conn_t *conn;
     uvx_conn_options_t o;
-    uvx_conn_options_init(&o);
-    o.allow_plain = 1;
-    o.tls_disabled = 1;
+    clear_options(&o, NULL, NULL);
     CHECK_INT(uvx_conn_new(e.ctx, service, &o, &conn), 0);
     int closed = 0;
     CHECK_INT(uvx_connect(conn, "alice@localhost", "alicepass", close_on_auth, &closed, NULL), 0);

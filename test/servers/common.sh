@@ -118,3 +118,71 @@ check_base_port() {
         die "BASEPORT must be in 1024..65530"
     fi
 }
+
+# Splits a USER:PASS argument into SPEC_USER and SPEC_PASS.
+# shellcheck disable=SC2034 # the sourcing scripts read them
+split_user_spec() {
+    case $1 in
+    *:*) ;;
+    *) die "user spec '$1' is not USER:PASS" ;;
+    esac
+    SPEC_USER=${1%%:*}
+    SPEC_PASS=${1#*:}
+}
+
+# Creates the instance directory $1 and sets SERVER_DIR to its absolute path;
+# dies when a server still runs from it.
+claim_server_dir() {
+    mkdir -p "$1" || die "cannot create $1"
+    SERVER_DIR=$(cd "$1" && pwd -P)
+    if [ -f "$SERVER_DIR/server.pid" ] && kill -0 "$(cat "$SERVER_DIR/server.pid")" 2>/dev/null; then
+        die "a server already runs from $SERVER_DIR"
+    fi
+}
+
+# Reports why a start failed ($*) with the tail of the server's logs
+# (print_log_tail), stops what was started (stop_failed_start) and exits.
+fail_start() {
+    echo "$SERVER_KIND.sh: $*; log tail:" >&2
+    print_log_tail >&2 2>/dev/null
+    stop_failed_start
+    rm -f "$SERVER_DIR/server.pid"
+    exit 1
+}
+
+# Waits until the server (pid $1) serves the c2s, direct TLS, HTTP and HTTPS
+# ports from BASE ($2) up, or fails the start.
+wait_client_ports() {
+    local pid=$1 base=$2
+    wait_ports "$START_TIMEOUT" "$pid" "$base" $((base + 1)) $((base + 2)) $((base + 3)) ||
+        fail_start "$SERVER_KIND (pid $pid) failed to serve ports $base..$((base + 3))" \
+            "(waited up to ${START_TIMEOUT}s)"
+}
+
+cmd_stop() {
+    [ $# -eq 1 ] || die "usage: $SERVER_KIND.sh stop DIR"
+    local dir=$1
+    stop_watchdog "$dir"
+    [ -f "$dir/server.pid" ] || return 0
+    kill_and_wait "$(cat "$dir/server.pid")" "$STOP_TIMEOUT"
+    rm -f "$dir/server.pid"
+}
+
+cmd_register() {
+    [ $# -ge 2 ] || die "usage: $SERVER_KIND.sh register DIR USER:PASS ..."
+    register_users "$@"
+}
+
+# Runs the command line. Each script defines cmd_start, register_users and,
+# for fail_start, print_log_tail and stop_failed_start.
+main() {
+    case ${1:-} in
+    start) shift && cmd_start "$@" ;;
+    stop) shift && cmd_stop "$@" ;;
+    register) shift && cmd_register "$@" ;;
+    *)
+        die "usage: $SERVER_KIND.sh start DIR BASEPORT [USER:PASS ...] | stop DIR |" \
+            "register DIR USER:PASS ..."
+        ;;
+    esac
+}

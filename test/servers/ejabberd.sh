@@ -24,6 +24,20 @@ SERVER_KIND=ejabberd
 
 START_TIMEOUT=60
 STOP_TIMEOUT=20
+SERVER_DIR=
+WRAPPER_PID= # ejabberdctl foreground, which runs the VM
+
+print_log_tail() {
+    tail -n 30 "$SERVER_DIR/stdout.log" "$SERVER_DIR/logs/error.log"
+}
+
+# The VM may be up before its wrapper knows: stop both.
+stop_failed_start() {
+    if [ -s "$SERVER_DIR/ejabberd.pid" ]; then
+        kill_and_wait "$(cat "$SERVER_DIR/ejabberd.pid")" "$STOP_TIMEOUT"
+    fi
+    kill_and_wait "$WRAPPER_PID" 5
+}
 
 write_ctl_config() {
     local dir=$1 base=$2
@@ -180,19 +194,14 @@ EOF
 # One ejabberdctl call per user starts a whole Erlang VM (~1 s); the HTTP API
 # on BASE+2 registers a user in a few ms over one keep-alive connection.
 register_users() {
-    local dir=$1 base spec user pass codes args=()
+    local dir=$1 base spec codes args=()
     shift
     base=$(cat "$dir/base_port") || die "no base_port in $dir"
     for spec in "$@"; do
-        case $spec in
-        *:*) ;;
-        *) die "user spec '$spec' is not USER:PASS" ;;
-        esac
-        user=${spec%%:*}
-        pass=${spec#*:}
+        split_user_spec "$spec"
         [ ${#args[@]} -gt 0 ] && args+=(--next)
         args+=(-sS -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json'
-            --data "$(json_register "$user" "$pass")"
+            --data "$(json_register "$SPEC_USER" "$SPEC_PASS")"
             "http://127.0.0.1:$((base + 2))/api/register")
     done
     [ ${#args[@]} -eq 0 ] && return 0
@@ -228,28 +237,15 @@ wait_pid_file() {
     return 1
 }
 
-# fail_start DIR WHY WHY2 WRAPPER_PID: reports, cleans up and exits.
-fail_start() {
-    local dir=$1
-    echo "ejabberd.sh: $2 $3; log tail:" >&2
-    tail -n 30 "$dir/stdout.log" "$dir/logs/error.log" >&2 2>/dev/null
-    [ -s "$dir/ejabberd.pid" ] && kill_and_wait "$(cat "$dir/ejabberd.pid")" "$STOP_TIMEOUT"
-    kill_and_wait "$4" 5
-    rm -f "$dir/server.pid"
-    exit 1
-}
-
 cmd_start() {
     [ $# -ge 2 ] || die "usage: ejabberd.sh start DIR BASEPORT [USER:PASS ...]"
-    local dir=$1 base=$2 wrapper pid
+    local dir=$1 base=$2 pid
     shift 2
     check_base_port "$base"
     check_ports_free "$base" 5
     [ -x /usr/sbin/ejabberdctl ] || die "ejabberd is not installed"
-    mkdir -p "$dir" || die "cannot create $dir"
-    dir=$(cd "$dir" && pwd -P)
-    [ -f "$dir/server.pid" ] && kill -0 "$(cat "$dir/server.pid")" 2>/dev/null &&
-        die "a server already runs from $dir"
+    claim_server_dir "$dir"
+    dir=$SERVER_DIR
     # A fresh Mnesia spool: a failed earlier start may have left accounts.
     rm -rf "$dir/db"
     mkdir -p "$dir/certs" "$dir/logs" "$dir/db"
@@ -263,41 +259,17 @@ cmd_start() {
     ulimit -n "$(ulimit -Hn)" 2>/dev/null
     rm -f "$dir/ejabberd.pid"
     "$dir/ejabberdctl" foreground </dev/null >"$dir/stdout.log" 2>&1 &
-    wrapper=$!
-    wait_pid_file "$dir/ejabberd.pid" "$wrapper" ||
-        fail_start "$dir" "ejabberd wrote no pid file" "within ${START_TIMEOUT}s" "$wrapper"
+    WRAPPER_PID=$!
+    wait_pid_file "$dir/ejabberd.pid" "$WRAPPER_PID" ||
+        fail_start "ejabberd wrote no pid file within ${START_TIMEOUT}s"
     pid=$(cat "$dir/ejabberd.pid")
     echo "$pid" >"$dir/server.pid"
-    wait_ports "$START_TIMEOUT" "$pid" "$base" $((base + 1)) $((base + 2)) $((base + 3)) ||
-        fail_start "$dir" "ejabberd (pid $pid) failed to serve ports $base..$((base + 3))" \
-            "(waited up to ${START_TIMEOUT}s)" "$wrapper"
+    wait_client_ports "$pid" "$base"
     # Needs the running node: accounts are created through the HTTP API.
     register_users "$dir" alice:alicepass bob:bobpass "$@" ||
-        fail_start "$dir" "could not register" "alice, bob and $*" "$wrapper"
+        fail_start "could not register alice, bob and $*"
     start_watchdog "$dir" "$pid"
     echo "$pid"
 }
 
-cmd_stop() {
-    [ $# -eq 1 ] || die "usage: ejabberd.sh stop DIR"
-    local dir=$1
-    stop_watchdog "$dir"
-    [ -f "$dir/server.pid" ] || return 0
-    kill_and_wait "$(cat "$dir/server.pid")" "$STOP_TIMEOUT"
-    rm -f "$dir/server.pid"
-}
-
-cmd_register() {
-    [ $# -ge 2 ] || die "usage: ejabberd.sh register DIR USER:PASS ..."
-    register_users "$@"
-}
-
-case ${1:-} in
-start) shift && cmd_start "$@" ;;
-stop) shift && cmd_stop "$@" ;;
-register) shift && cmd_register "$@" ;;
-*)
-    die "usage: ejabberd.sh start DIR BASEPORT [USER:PASS ...] | stop DIR |" \
-        "register DIR USER:PASS ..."
-    ;;
-esac
+main "$@"

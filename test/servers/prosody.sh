@@ -21,13 +21,21 @@ SERVER_KIND=prosody
 . "$(dirname "$0")/common.sh"
 
 START_TIMEOUT=20
+STOP_TIMEOUT=10
 SERVER_DIR=
 
 # Prosody keeps running when it cannot bind a port; it only logs the error.
 start_failed() {
     grep -q 'Failed to open server port' "$SERVER_DIR/prosody.log" 2>/dev/null
 }
-STOP_TIMEOUT=10
+
+print_log_tail() {
+    tail -n 20 "$SERVER_DIR/stdout.log" "$SERVER_DIR/prosody.log"
+}
+
+stop_failed_start() {
+    kill_and_wait "$(cat "$SERVER_DIR/server.pid")" "$STOP_TIMEOUT"
+}
 
 auth_mode() {
     case ${UVX_PROSODY_AUTH:-internal_plain} in
@@ -165,24 +173,19 @@ LUA
 # writes), which is ~100x faster than running prosodyctl per user; or, with
 # internal_hashed, the hashed one (write_hashed_accounts).
 register_users() {
-    local dir=$1 spec user pass accounts mode hashed=()
+    local dir=$1 spec accounts mode hashed=()
     shift
     mode=$(auth_mode) || exit 1
     accounts="$dir/data/localhost/accounts"
     mkdir -p "$accounts"
     for spec in "$@"; do
-        case $spec in
-        *:*) ;;
-        *) die "user spec '$spec' is not USER:PASS" ;;
-        esac
-        user=${spec%%:*}
-        pass=${spec#*:}
+        split_user_spec "$spec"
         if [ "$mode" = internal_hashed ]; then
-            hashed+=("$(data_escape "$user").dat" "$pass")
+            hashed+=("$(data_escape "$SPEC_USER").dat" "$SPEC_PASS")
             continue
         fi
-        printf 'return {\n\t["password"] = %s;\n};\n' "$(lua_quote "$pass")" \
-            >"$accounts/$(data_escape "$user").dat"
+        printf 'return {\n\t["password"] = %s;\n};\n' "$(lua_quote "$SPEC_PASS")" \
+            >"$accounts/$(data_escape "$SPEC_USER").dat"
     done
     if [ ${#hashed[@]} -gt 0 ]; then
         write_hashed_accounts "$accounts" "${hashed[@]}" || die "cannot write hashed accounts"
@@ -197,14 +200,11 @@ cmd_start() {
     check_ports_free "$base" 4
     auth_mode >/dev/null || exit 1
     command -v prosody >/dev/null || die "prosody is not installed"
-    mkdir -p "$dir" || die "cannot create $dir"
-    dir=$(cd "$dir" && pwd -P)
-    [ -f "$dir/server.pid" ] && kill -0 "$(cat "$dir/server.pid")" 2>/dev/null &&
-        die "a server already runs from $dir"
+    claim_server_dir "$dir"
+    dir=$SERVER_DIR
     mkdir -p "$dir/data" "$dir/certs"
     make_cert "$dir/certs"
     write_config "$dir" "$base"
-    SERVER_DIR=$dir
     register_users "$dir" alice:alicepass bob:bobpass "$@"
 
     ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -212,38 +212,9 @@ cmd_start() {
         </dev/null >"$dir/stdout.log" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/server.pid"
-    if ! wait_ports "$START_TIMEOUT" "$pid" "$base" $((base + 1)) $((base + 2)) $((base + 3)); then
-        echo "prosody.sh: prosody (pid $pid) failed to serve ports $base..$((base + 3))" \
-            "(waited up to ${START_TIMEOUT}s); log tail:" >&2
-        tail -n 20 "$dir/stdout.log" "$dir/prosody.log" >&2 2>/dev/null
-        kill_and_wait "$pid" "$STOP_TIMEOUT"
-        rm -f "$dir/server.pid"
-        exit 1
-    fi
+    wait_client_ports "$pid" "$base"
     start_watchdog "$dir" "$pid"
     echo "$pid"
 }
 
-cmd_stop() {
-    [ $# -eq 1 ] || die "usage: prosody.sh stop DIR"
-    local dir=$1
-    stop_watchdog "$dir"
-    [ -f "$dir/server.pid" ] || return 0
-    kill_and_wait "$(cat "$dir/server.pid")" "$STOP_TIMEOUT"
-    rm -f "$dir/server.pid"
-}
-
-cmd_register() {
-    [ $# -ge 2 ] || die "usage: prosody.sh register DIR USER:PASS ..."
-    register_users "$@"
-}
-
-case ${1:-} in
-start) shift && cmd_start "$@" ;;
-stop) shift && cmd_stop "$@" ;;
-register) shift && cmd_register "$@" ;;
-*)
-    die "usage: prosody.sh start DIR BASEPORT [USER:PASS ...] | stop DIR |" \
-        "register DIR USER:PASS ..."
-    ;;
-esac
+main "$@"
