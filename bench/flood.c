@@ -19,43 +19,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
+#include "benchutil.h"
 #include "cli.h"
 #include "uvxmpp.h"
 
-#define LOGIN_TIMEOUT_MS 10000
 #define SELF_HIGH_WATER (256 * 1024)
 
 typedef struct flood {
     uvx_conn_t *conn;
     uv_timer_t login_timer;
     unsigned long messages;
-    uint64_t start_ns;
-    double start_cpu;
+    bench_clock_t clock;
     int done;
     int exit_code;
     unsigned long self_total; /* --self N */
     unsigned long self_sent;
     int above_high_water;
 } flood_t;
-
-static double process_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static void flood_report(flood_t *f)
-{
-    double wall = (double)(uv_hrtime() - f->start_ns) / 1e9;
-    double cpu = process_cpu_seconds() - f->start_cpu;
-    printf("RESULT messages=%lu wall_s=%.3f cpu_s=%.3f msgs_per_s=%.0f\n", f->messages, wall, cpu,
-           wall > 0 ? (double)f->messages / wall : 0.0);
-    fflush(stdout);
-}
 
 static int flood_on_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
 {
@@ -64,7 +45,7 @@ static int flood_on_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
     const char *id = uvx_stanza_id(msg);
     if (id == NULL || strcmp(id, "last") != 0)
         return 1;
-    flood_report(f);
+    bench_report(&f->clock, f->messages);
     f->done = 1;
     f->exit_code = 0;
     uvx_disconnect(conn, NULL);
@@ -79,10 +60,10 @@ static void flood_send_self(flood_t *f)
         f->self_sent++;
         snprintf(id, sizeof(id), f->self_sent == f->self_total ? "last" : "m%lu", f->self_sent);
         snprintf(body, sizeof(body), "flood message %lu", f->self_sent);
-        uvx_stanza_t *m = uvx_b_done(uvx_b_t(
-            uvx_b_c(uvx_msg("to", uvx_conn_jid(f->conn), "type", "chat", "id", id, NULL), "body",
-                    NULL),
-            body));
+        uvx_stanza_t *m = uvx_b_done(
+            uvx_b_t(uvx_b_c(uvx_msg("to", uvx_conn_jid(f->conn), "type", "chat", "id", id, NULL),
+                            "body", NULL),
+                    body));
         int rc = m ? uvx_send(f->conn, m) : UVX_ENOMEM;
         uvx_stanza_unref(m);
         if (rc != 0) {
@@ -104,7 +85,7 @@ static void flood_on_high_water(uvx_conn_t *conn, int above, void *ud)
 static void flood_on_login_timeout(uv_timer_t *t)
 {
     flood_t *f = t->data;
-    fprintf(stderr, "flood: not logged in after %d s\n", LOGIN_TIMEOUT_MS / 1000);
+    fprintf(stderr, "flood: not logged in after %d s\n", BENCH_LOGIN_TIMEOUT_S);
     uvx_conn_close(f->conn, NULL);
     uv_close((uv_handle_t *)&f->login_timer, NULL);
 }
@@ -121,8 +102,7 @@ static void flood_on_status(uvx_conn_t *conn, int status, const char *condition,
         uvx_stanza_t *pres = uvx_b_done(uvx_pres(NULL));
         uvx_send(conn, pres);
         uvx_stanza_unref(pres);
-        f->start_cpu = process_cpu_seconds();
-        f->start_ns = uv_hrtime();
+        bench_clock_start(&f->clock);
         if (f->self_total) {
             uvx_set_high_water(conn, SELF_HIGH_WATER, flood_on_high_water, f);
             flood_send_self(f);
@@ -158,8 +138,7 @@ int main(int argc, char **argv)
     if (cli.nargs == 2 && strcmp(cli.args[0], "--self") == 0)
         self_total = strtoul(cli.args[1], NULL, 10);
     if ((cli.nargs != 0 && self_total == 0) || (cli.nargs != 0 && cli.nargs != 2)) {
-        fprintf(stderr,
-                "usage: %s [--allow-plain] [--mech NAME] SERVICE JID PASSWORD [--self N]\n",
+        fprintf(stderr, "usage: %s [--allow-plain] [--mech NAME] SERVICE JID PASSWORD [--self N]\n",
                 cli.prog);
         return 2;
     }
@@ -185,7 +164,7 @@ int main(int argc, char **argv)
     }
     uv_timer_init(loop, &f.login_timer);
     f.login_timer.data = &f;
-    uv_timer_start(&f.login_timer, flood_on_login_timeout, LOGIN_TIMEOUT_MS, 0);
+    uv_timer_start(&f.login_timer, flood_on_login_timeout, BENCH_LOGIN_TIMEOUT_S * 1000, 0);
     uv_run(loop, UV_RUN_DEFAULT);
     uvx_ctx_free(ctx);
     uv_loop_close(loop);

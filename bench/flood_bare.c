@@ -20,10 +20,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <uv.h>
 
 #include "bare.h"
+#include "benchutil.h"
 
 #define READ_SIZE (64 * 1024)
 
@@ -32,34 +32,16 @@ typedef struct flood_bare {
     uv_connect_t connect;
     bare_parser_t *parser;
     unsigned messages;
-    uint64_t start_ns;
-    double start_cpu;
+    bench_clock_t clock;
     int exit_code;
     char buf[READ_SIZE];
 } flood_bare_t;
-
-static double process_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     flood_bare_t *f = h->data;
     (void)suggested;
     *buf = uv_buf_init(f->buf, sizeof(f->buf));
-}
-
-static void report(flood_bare_t *f)
-{
-    double wall = (double)(uv_hrtime() - f->start_ns) / 1e9;
-    double cpu = process_cpu_seconds() - f->start_cpu;
-    printf("RESULT messages=%u wall_s=%.3f cpu_s=%.3f msgs_per_s=%.0f\n", f->messages, wall, cpu,
-           wall > 0 ? (double)f->messages / wall : 0.0);
-    fflush(stdout);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -77,7 +59,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (bare_parser_stanzas(f->parser) >= f->messages) {
-        report(f);
+        bench_report(&f->clock, f->messages);
         f->exit_code = 0;
         uv_close((uv_handle_t *)s, NULL);
     }
@@ -91,8 +73,7 @@ static void on_connect(uv_connect_t *req, int status)
         uv_close((uv_handle_t *)&f->sock, NULL);
         return;
     }
-    f->start_cpu = process_cpu_seconds();
-    f->start_ns = uv_hrtime();
+    bench_clock_start(&f->clock);
     uv_read_start((uv_stream_t *)&f->sock, on_alloc, on_read);
 }
 

@@ -13,65 +13,20 @@
  * picks the SASL mechanism itself: --allow-plain and --mech are accepted
  * for a command line identical to flood's.
  */
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strophe.h>
-#include <sys/resource.h>
-#include <time.h>
 
+#include "benchutil.h"
 #include "cli.h"
-
-#define LOGIN_TIMEOUT_MS 10000
+#include "strophe_common.h"
 
 typedef struct flood {
-    xmpp_ctx_t *ctx;
+    strophe_client_t client;
     unsigned long messages;
-    double start_wall;
-    double start_cpu;
-    int connected;
+    bench_clock_t clock;
     int done;
     int exit_code;
 } flood_t;
-
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double process_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* "tcp://host[:port]" or "host[:port]" into host and port (0: default). */
-static int split_service(const char *service, char *host, size_t hostsz, unsigned short *port)
-{
-    if (strncmp(service, "tcp://", 6) == 0)
-        service += 6;
-    else if (strstr(service, "://") != NULL)
-        return -1;
-    const char *colon = strrchr(service, ':');
-    size_t n = colon ? (size_t)(colon - service) : strlen(service);
-    if (n == 0 || n >= hostsz)
-        return -1;
-    memcpy(host, service, n);
-    host[n] = '\0';
-    *port = 0;
-    if (colon) {
-        long p = strtol(colon + 1, NULL, 10);
-        if (p <= 0 || p > 65535)
-            return -1;
-        *port = (unsigned short)p;
-    }
-    return 0;
-}
 
 static int flood_on_message(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
 {
@@ -80,11 +35,7 @@ static int flood_on_message(xmpp_conn_t *conn, xmpp_stanza_t *msg, void *ud)
     const char *id = xmpp_stanza_get_id(msg);
     if (id == NULL || strcmp(id, "last") != 0)
         return 1;
-    double wall = wall_seconds() - f->start_wall;
-    double cpu = process_cpu_seconds() - f->start_cpu;
-    printf("RESULT messages=%lu wall_s=%.3f cpu_s=%.3f msgs_per_s=%.0f\n", f->messages, wall, cpu,
-           wall > 0 ? (double)f->messages / wall : 0.0);
-    fflush(stdout);
+    bench_report(&f->clock, f->messages);
     f->done = 1;
     f->exit_code = 0;
     xmpp_disconnect(conn);
@@ -96,31 +47,22 @@ static void flood_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t event, int error,
 {
     flood_t *f = ud;
     if (event == XMPP_CONN_CONNECT) {
-        f->connected = 1;
+        f->client.connected = 1;
         xmpp_handler_add(conn, flood_on_message, NULL, "message", NULL, f);
-        xmpp_stanza_t *pres = xmpp_presence_new(f->ctx);
-        xmpp_send(conn, pres);
-        xmpp_stanza_release(pres);
-        f->start_cpu = process_cpu_seconds();
-        f->start_wall = wall_seconds();
+        strophe_send_presence(&f->client);
+        bench_clock_start(&f->clock);
         return;
     }
-    if (!f->done) {
-        const char *why = stream_error && stream_error->text ? stream_error->text
-                          : error                            ? strerror(error)
-                          : f->connected                     ? "the server closed the stream"
-                                                             : "could not connect or log in";
-        fprintf(stderr, "flood_strophe: %s after %lu messages: %s\n",
-                event == XMPP_CONN_FAIL ? "connection failed" : "disconnected", f->messages, why);
-    }
-    xmpp_stop(f->ctx);
+    if (!f->done)
+        strophe_print_end(&f->client, event, error, stream_error, "", f->messages);
+    xmpp_stop(f->client.ctx);
 }
 
 static int flood_on_login_timeout(xmpp_ctx_t *ctx, void *ud)
 {
     flood_t *f = ud;
-    if (!f->connected) {
-        fprintf(stderr, "flood_strophe: not logged in after %d s\n", LOGIN_TIMEOUT_MS / 1000);
+    if (!f->client.connected) {
+        fprintf(stderr, "flood_strophe: not logged in after %d s\n", BENCH_LOGIN_TIMEOUT_S);
         xmpp_stop(ctx);
     }
     return 0; /* once */
@@ -130,36 +72,23 @@ int main(int argc, char **argv)
 {
     cli_t cli;
     cli_parse(&cli, argc, argv, 0, NULL);
-    char host[256];
-    unsigned short port;
     if (cli.nargs != 0) {
         fprintf(stderr, "usage: %s [--allow-plain] [--mech NAME] SERVICE JID PASSWORD\n", cli.prog);
         return 2;
     }
-    if (split_service(cli.service, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "flood_strophe: %s: not a tcp://host[:port] service\n", cli.service);
-        return 1;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    xmpp_initialize();
     flood_t f;
     memset(&f, 0, sizeof(f));
     f.exit_code = 1;
-    f.ctx = xmpp_ctx_new(NULL, NULL); /* no logger: logging would cost time */
-    xmpp_conn_t *conn = xmpp_conn_new(f.ctx);
-    xmpp_conn_set_flags(conn, XMPP_CONN_FLAG_DISABLE_TLS);
-    xmpp_conn_set_jid(conn, cli.jid);
-    xmpp_conn_set_pass(conn, cli.password);
-    if (xmpp_connect_client(conn, host, port, flood_on_conn, &f) != XMPP_EOK) {
-        fprintf(stderr, "flood_strophe: cannot connect to %s\n", cli.service);
-    } else {
-        xmpp_global_timed_handler_add(f.ctx, flood_on_login_timeout, LOGIN_TIMEOUT_MS, &f);
-        xmpp_run(f.ctx);
+    if (strophe_client_init(&f.client, "flood_strophe", cli.service) != 0)
+        return 1;
+    if (strophe_client_connect(&f.client, cli.jid, cli.password, flood_on_conn, &f) == 0) {
+        xmpp_ctx_t *ctx = f.client.ctx;
+        xmpp_global_timed_handler_add(ctx, flood_on_login_timeout, BENCH_LOGIN_TIMEOUT_S * 1000,
+                                      &f);
+        xmpp_run(ctx);
         /* xmpp_ctx_free() does not free global handlers still registered. */
-        xmpp_global_timed_handler_delete(f.ctx, flood_on_login_timeout);
+        xmpp_global_timed_handler_delete(ctx, flood_on_login_timeout);
     }
-    xmpp_conn_release(conn);
-    xmpp_ctx_free(f.ctx);
-    xmpp_shutdown();
+    strophe_client_free(&f.client);
     return f.exit_code;
 }

@@ -15,23 +15,13 @@
  */
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
+#include "benchutil.h"
 #include "cli.h"
 #include "uvxmpp.h"
 
-#define LOGIN_TIMEOUT_MS 10000
 #define HIGH_WATER (512 * 1024)
-#define DEFAULT_MESSAGES 1000000
-
-#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
-
-/* The body bench/floodserver sends, unescaped: & < ' and UTF-8 (é 日本 🎉). */
-#define BODY_FMT                                                                                   \
-    "Wherefore art thou & why <3? It's caf\xc3\xa9 time in \xe6\x97\xa5\xe6\x9c\xac "              \
-    "\xf0\x9f\x8e\x89 (%lu) lorem ipsum"
 
 typedef struct sendbench {
     uvx_conn_t *conn;
@@ -40,34 +30,21 @@ typedef struct sendbench {
     unsigned long sent;
     int above_high_water;
     int failed;
-    uint64_t start_ns;
-    double start_cpu;
+    bench_clock_t clock;
     int done;
     int exit_code;
 } sendbench_t;
-
-static double process_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 /* <message to=… type='chat' id=… xml:lang='en'><body>…</body>
  * <active xmlns='http://jabber.org/protocol/chatstates'/></message> */
 static int send_one(sendbench_t *sb)
 {
-    char id[32], body[160];
-    if (sb->sent + 1 == sb->total)
-        snprintf(id, sizeof(id), "last");
-    else
-        snprintf(id, sizeof(id), "msg-%08lu", sb->sent);
-    snprintf(body, sizeof(body), BODY_FMT, sb->sent);
-    uvx_builder_t *b = uvx_msg("to", "juliet@example.com/balcony", "type", "chat", "id", id,
+    bench_message_t m;
+    bench_message_fill(&m, sb->sent, sb->total);
+    uvx_builder_t *b = uvx_msg("to", "juliet@example.com/balcony", "type", "chat", "id", m.id,
                                "xml:lang", "en", NULL);
-    uvx_b_up(uvx_b_t(uvx_b_c(b, "body", NULL), body));
-    uvx_stanza_t *msg = uvx_b_done(uvx_b_c(b, "active", "xmlns", NS_CHATSTATES, NULL));
+    uvx_b_up(uvx_b_t(uvx_b_c(b, "body", NULL), m.body));
+    uvx_stanza_t *msg = uvx_b_done(uvx_b_c(b, "active", "xmlns", BENCH_NS_CHATSTATES, NULL));
     if (msg == NULL)
         return UVX_ENOMEM;
     int rc = uvx_send(sb->conn, msg);
@@ -103,11 +80,7 @@ static int send_on_done(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
 {
     sendbench_t *sb = ud;
     (void)msg;
-    double wall = (double)(uv_hrtime() - sb->start_ns) / 1e9;
-    double cpu = process_cpu_seconds() - sb->start_cpu;
-    printf("RESULT messages=%lu wall_s=%.3f cpu_s=%.3f msgs_per_s=%.0f\n", sb->sent, wall, cpu,
-           wall > 0 ? (double)sb->sent / wall : 0.0);
-    fflush(stdout);
+    bench_report(&sb->clock, sb->sent);
     sb->done = 1;
     sb->exit_code = sb->sent == sb->total ? 0 : 1;
     uvx_disconnect(conn, NULL);
@@ -117,7 +90,7 @@ static int send_on_done(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
 static void send_on_login_timeout(uv_timer_t *t)
 {
     sendbench_t *sb = t->data;
-    fprintf(stderr, "sendbench: not logged in after %d s\n", LOGIN_TIMEOUT_MS / 1000);
+    fprintf(stderr, "sendbench: not logged in after %d s\n", BENCH_LOGIN_TIMEOUT_S);
     uvx_conn_close(sb->conn, NULL);
     uv_close((uv_handle_t *)&sb->login_timer, NULL);
 }
@@ -132,8 +105,7 @@ static void send_on_status(uvx_conn_t *conn, int status, const char *condition, 
         uv_timer_stop(&sb->login_timer);
         uvx_add_handler(conn, send_on_done, sb, NULL, "message", NULL, "done", NULL, 0);
         uvx_set_high_water(conn, HIGH_WATER, send_on_high_water, sb);
-        sb->start_cpu = process_cpu_seconds();
-        sb->start_ns = uv_hrtime();
+        bench_clock_start(&sb->clock);
         uvx_stanza_t *pres = uvx_b_done(uvx_pres(NULL));
         uvx_send(conn, pres);
         uvx_stanza_unref(pres);
@@ -161,26 +133,6 @@ static void send_on_status(uvx_conn_t *conn, int status, const char *condition, 
     }
 }
 
-static unsigned long parse_messages(const cli_t *cli)
-{
-    const char *usage = "[--messages N]";
-    unsigned long n = DEFAULT_MESSAGES;
-    for (int i = 0; i < cli->nargs; i++) {
-        char *end;
-        if (strcmp(cli->args[i], "--messages") == 0 && i + 1 < cli->nargs &&
-            (n = strtoul(cli->args[i + 1], &end, 10)) > 0 && *end == '\0') {
-            i++;
-            continue;
-        }
-        fprintf(stderr, "%s: bad argument %s\n", cli->prog, cli->args[i]);
-        fprintf(stderr,
-                "usage: %s [--allow-plain] [--mech NAME] [--bind ADDR] SERVICE JID PASSWORD %s\n",
-                cli->prog, usage);
-        exit(2);
-    }
-    return n;
-}
-
 int main(int argc, char **argv)
 {
     cli_t cli;
@@ -188,7 +140,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sendbench_t sb;
     memset(&sb, 0, sizeof(sb));
-    sb.total = parse_messages(&cli);
+    sb.total = bench_messages_option(cli.prog, cli.nargs, cli.args);
     sb.exit_code = 1;
     uv_loop_t *loop = uv_default_loop();
     uvx_ctx_t *ctx = uvx_ctx_new(loop);
@@ -207,7 +159,7 @@ int main(int argc, char **argv)
     }
     uv_timer_init(loop, &sb.login_timer);
     sb.login_timer.data = &sb;
-    uv_timer_start(&sb.login_timer, send_on_login_timeout, LOGIN_TIMEOUT_MS, 0);
+    uv_timer_start(&sb.login_timer, send_on_login_timeout, BENCH_LOGIN_TIMEOUT_S * 1000, 0);
     uv_run(loop, UV_RUN_DEFAULT);
     uvx_ctx_free(ctx);
     uv_loop_close(loop);
