@@ -5,6 +5,7 @@
  * on demand: split and chunked responses, error statuses, garbage, a
  * response that never comes, a reset, a foreign namespace, a terminate.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,13 @@ static int feed_split(bosh_http_reader_t *r, const char *resp, size_t cut, size_
     return rc;
 }
 
+/* A fresh reader for bodies of up to `max_body` bytes. */
+static void reader_init(bosh_http_reader_t *r, size_t max_body)
+{
+    memset(r, 0, sizeof(*r));
+    bosh_http_reader_init(r, max_body);
+}
+
 static void test_reader_every_split(void)
 {
     static const char *const responses[] = {
@@ -48,8 +56,7 @@ static void test_reader_every_split(void)
         size_t len = strlen(responses[i]);
         for (size_t cut = 0; cut < len; cut++) {
             bosh_http_reader_t r;
-            memset(&r, 0, sizeof(r));
-            bosh_http_reader_init(&r, 1024);
+            reader_init(&r, 1024);
             size_t used;
             int rc = feed_split(&r, responses[i], cut, &used);
             CHECK_INT(rc, 1);
@@ -66,8 +73,7 @@ static void test_reader_eof_body_and_errors(void)
 {
     bosh_http_reader_t r;
     size_t used;
-    memset(&r, 0, sizeof(r));
-    bosh_http_reader_init(&r, 1024);
+    reader_init(&r, 1024);
     CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<body/>", 0, &used), 0);
     CHECK_INT(bosh_http_reader_eof(&r), 1);
     CHECK_STR(r.body.data, "<body/>");
@@ -82,7 +88,7 @@ static void test_reader_eof_body_and_errors(void)
     CHECK_INT(bosh_http_reader_eof(&r), UVX_EPARSE); /* cut short */
     bosh_http_reader_free(&r);
 
-    bosh_http_reader_init(&r, 4);
+    reader_init(&r, 4);
     CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n<body/>", 0, &used),
               UVX_ETOOBIG);
     bosh_http_reader_next(&r);
@@ -95,8 +101,7 @@ static void test_reader_bad_lengths_and_interim(void)
 {
     bosh_http_reader_t r;
     size_t used;
-    memset(&r, 0, sizeof(r));
-    bosh_http_reader_init(&r, 1024);
+    reader_init(&r, 1024);
     /* an announced length over the limit fails at the headers, not after
      * a body that may never come */
     CHECK_INT(feed_split(&r, "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", 0, &used),
@@ -126,8 +131,7 @@ static void test_reader_bad_lengths_and_interim(void)
                        "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n<body/>";
     size_t len = strlen(resp);
     for (size_t cut = 0; cut < len; cut++) {
-        memset(&r, 0, sizeof(r));
-        bosh_http_reader_init(&r, 1024);
+        reader_init(&r, 1024);
         CHECK_INT(feed_split(&r, resp, cut, &used), 1);
         CHECK_INT(r.status, 200);
         CHECK_INT(used, len);
@@ -186,10 +190,13 @@ static void test_body_and_request_bytes(void)
 
 /* ---- against the scripted server ---- */
 
+#define HENV_MAX_STEPS 16
+
 typedef struct henv {
     uv_loop_t loop;
     uvx_ctx_t *ctx;
     fakehttp_t *fh;
+    fakehttp_step_t script[HENV_MAX_STEPS]; /* the server's copy of the steps */
     tclient_t c;
     char service[96];
     int proto_errors;
@@ -220,15 +227,27 @@ static void henv_options(uvx_conn_options_t *o)
     o->allow_plain = 1;
 }
 
-/* Starts the scripted server and a client for it; no connect yet. */
+static int is_end_step(const fakehttp_step_t *s)
+{
+    return s->expect == NULL && s->status == 0 && s->body == NULL && s->raw == NULL &&
+           s->flags == 0;
+}
+
+/* Starts the scripted server on a copy of `steps` (so that callers can
+ * build them on the stack) and a client for it; no connect yet. */
 static int henv_init(henv_t *e, const fakehttp_step_t *steps, const uvx_conn_options_t *opts)
 {
     int port = 0;
     uvx_conn_options_t o;
     memset(e, 0, sizeof(*e));
+    int n = 0;
+    while (n < HENV_MAX_STEPS - 1 && !is_end_step(&steps[n]))
+        n++;
+    CHECK(is_end_step(&steps[n]));                        /* else the script is too long */
+    memcpy(e->script, steps, sizeof(*steps) * (size_t)n); /* the rest stays all-zero: the end */
     uv_loop_init(&e->loop);
     e->ctx = uvx_ctx_new(&e->loop);
-    e->fh = fakehttp_start(&e->loop, steps, &port);
+    e->fh = fakehttp_start(&e->loop, e->script, &port);
     CHECK(e->fh != NULL);
     if (e->fh == NULL)
         return 0;
@@ -246,6 +265,52 @@ static int henv_init(henv_t *e, const fakehttp_step_t *steps, const uvx_conn_opt
 
 static void status_recorder(uvx_conn_t *conn, int status, const char *cond, uvx_stanza_t *el,
                             void *ud);
+
+/* henv_init() and a login that must succeed: 0 when the server did not start. */
+static int henv_login(henv_t *e, const fakehttp_step_t *steps)
+{
+    if (!henv_init(e, steps, NULL))
+        return 0;
+    CHECK_INT(tclient_connect(&e->c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e->loop, &e->c.connected, 1, 10000));
+    return 1;
+}
+
+/* henv_init() and a login that must end DISCONNECTED with CONNFAIL
+ * `condition`: 0 when the server did not start. */
+static int henv_login_fails(henv_t *e, const fakehttp_step_t *steps, const char *condition)
+{
+    if (!henv_init(e, steps, NULL))
+        return 0;
+    CHECK_INT(tclient_connect(&e->c, "alice@localhost", "alicepass"), 0);
+    CHECK(run_until(&e->loop, &e->c.disconnected, 1, 5000));
+    CHECK_STR(tclient_condition(&e->c, UVX_STATUS_CONNFAIL), condition);
+    return 1;
+}
+
+/* Sends the stanza uvx_stanza_fmt() makes of `fmt`: uvx_send()'s result. */
+static int send_fmt(henv_t *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    uvx_stanza_t *m = uvx_stanza_vfmt(fmt, ap);
+    va_end(ap);
+    int rc = uvx_send(e->c.conn, m);
+    uvx_stanza_unref(m);
+    return rc;
+}
+
+static void henv_handle_messages(henv_t *e, uvx_handler_cb cb)
+{
+    uvx_add_handler(e->c.conn, cb, e, NULL, "message", NULL, NULL, NULL, 0);
+}
+
+/* 1 if the i-th request exists and contains `what`. */
+static int request_has(const henv_t *e, int i, const char *what)
+{
+    const char *r = fakehttp_request(e->fh, i);
+    return r && strstr(r, what) != NULL;
+}
 
 /* uvx_connect with a BOSH wait, recording statuses in e->c. */
 static void henv_connect_wait(henv_t *e, unsigned wait)
@@ -267,43 +332,47 @@ static void henv_done(henv_t *e)
     CHECK_INT(loop_finish(&e->loop), 0);
 }
 
-#define STEP_CREATE(flags)                                                                         \
+/* A whole case: a login through `steps` that ends with CONNFAIL `condition`,
+ * after CONNECTED if `was_connected`. */
+static void login_fails_with(const fakehttp_step_t *steps, const char *condition, int was_connected)
+{
+    henv_t e;
+    if (!henv_login_fails(&e, steps, condition))
+        return;
+    CHECK_INT(e.c.connected, was_connected);
+    henv_done(&e);
+}
+
+/* A step answering the request that contains `expect` with 200 and `body`. */
+#define STEP_200(expect, body, flags)                                                              \
     {                                                                                              \
-        "ver='1.6'", 200, FAKEHTTP_CREATED, NULL, flags                                            \
+        expect, 200, body, NULL, flags                                                             \
     }
-#define STEP_AUTH(flags)                                                                           \
-    {                                                                                              \
-        "<auth", 200, FAKEHTTP_SUCCESS, NULL, flags                                                \
-    }
-#define STEP_RESTART(flags)                                                                        \
-    {                                                                                              \
-        "xmpp:restart='true'", 200, FAKEHTTP_BIND_FEATURES, NULL, flags                            \
-    }
-#define STEP_BIND(flags)                                                                           \
-    {                                                                                              \
-        "_bind_auth_2", 200, FAKEHTTP_BOUND, NULL, flags                                           \
-    }
-#define STEP_TERMINATE                                                                             \
-    {                                                                                              \
-        "type='terminate'", 200, FAKEHTTP_BODY_OPEN("type='terminate'", ""), NULL, 0               \
-    }
+#define STEP_CREATE(flags) STEP_200("ver='1.6'", FAKEHTTP_CREATED, flags)
+#define STEP_AUTH(flags) STEP_200("<auth", FAKEHTTP_SUCCESS, flags)
+#define STEP_RESTART(flags) STEP_200("xmpp:restart='true'", FAKEHTTP_BIND_FEATURES, flags)
+#define STEP_BIND(flags) STEP_200("_bind_auth_2", FAKEHTTP_BOUND, flags)
+/* The four steps of a whole login. */
+#define STEPS_LOGIN(flags)                                                                         \
+    STEP_CREATE(flags), STEP_AUTH(flags), STEP_RESTART(flags), STEP_BIND(flags)
+#define STEP_TERMINATE STEP_200("type='terminate'", FAKEHTTP_BODY_OPEN("type='terminate'", ""), 0)
 #define STEP_END                                                                                   \
     {                                                                                              \
         NULL, 0, NULL, NULL, 0                                                                     \
     }
 
+/* What the server sends bob's message with `text` in. */
+#define BODY_FROM_BOB(text)                                                                        \
+    FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"                \
+                           "<body>" text "</body></message>")
+
 /* Logs in through `steps` and checks the requests a login makes. */
 static void login_with(unsigned flags)
 {
-    static fakehttp_step_t steps[6];
-    fakehttp_step_t s[] = {STEP_CREATE(flags), STEP_AUTH(flags), STEP_RESTART(flags),
-                           STEP_BIND(flags),   STEP_TERMINATE,   STEP_END};
-    memcpy(steps, s, sizeof(s));
+    fakehttp_step_t steps[] = {STEPS_LOGIN(flags), STEP_TERMINATE, STEP_END};
     henv_t e;
-    if (!henv_init(&e, steps, NULL))
+    if (!henv_login(&e, steps))
         return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
     CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/fake");
     CHECK_STR(uvx_conn_stream_id(e.c.conn), "fake-authid");
     const char *create = fakehttp_request(e.fh, 0);
@@ -363,38 +432,47 @@ static void test_404_disconnects(void)
 {
     static const fakehttp_step_t steps[] = {{"ver='1.6'", 404, "nope", NULL, 0}, STEP_END};
     henv_t e;
-    if (!henv_init(&e, steps, NULL))
+    if (!henv_login_fails(&e, steps, "http-404"))
         return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "http-404");
     CHECK(tclient_saw(&e.c, UVX_STATUS_DISCONNECTING));
     CHECK_INT(e.proto_errors, 1);
     CHECK_INT(e.last_proto_status, 404);
     henv_done(&e);
 }
 
-/* Steps of a login whose <auth/> request fails once as `failure` says. */
-static void auth_fails_once(fakehttp_step_t failure, int expect_proto_status)
+/* The <auth/> request's first answer is `failure` in a session created by
+ * `created`: the request goes again with the same rid (on a new connection
+ * if `new_connection`) and the login completes, after `proto_errors`
+ * reports to the HTTP error handlers (an error seen at once is reported; a
+ * timeout is not). */
+static void auth_answer_recovers(const char *created, fakehttp_step_t failure, int new_connection,
+                                 int proto_errors, int proto_status)
 {
-    static fakehttp_step_t steps[7];
-    fakehttp_step_t s[] = {STEP_CREATE(0),  failure,      STEP_AUTH(0),
-                           STEP_RESTART(0), STEP_BIND(0), STEP_END};
-    memcpy(steps, s, sizeof(s));
+    fakehttp_step_t steps[] = {STEP_200("ver='1.6'", created, 0),
+                               failure,
+                               STEP_AUTH(0),
+                               STEP_RESTART(0),
+                               STEP_BIND(0),
+                               STEP_END};
     henv_t e;
-    if (!henv_init(&e, steps, NULL))
+    if (!henv_login(&e, steps))
         return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
     /* requests: create, auth, auth again (same rid), restart, bind */
     CHECK_INT(fakehttp_request_rid(e.fh, 2), fakehttp_request_rid(e.fh, 1));
-    CHECK(strstr(fakehttp_request(e.fh, 2), "<auth") != NULL);
+    CHECK(request_has(&e, 2, "<auth"));
     CHECK_INT(fakehttp_request_rid(e.fh, 3), fakehttp_request_rid(e.fh, 1) + 1);
-    if (expect_proto_status >= 0) {
-        CHECK_INT(e.proto_errors, 1);
-        CHECK_INT(e.last_proto_status, expect_proto_status);
-    }
+    if (new_connection)
+        CHECK(fakehttp_request_conn(e.fh, 2) != fakehttp_request_conn(e.fh, 1));
+    CHECK_INT(e.proto_errors, proto_errors);
+    if (proto_errors)
+        CHECK_INT(e.last_proto_status, proto_status);
     henv_done(&e);
+}
+
+/* An <auth/> answer that fails at once, in the default session. */
+static void auth_fails_once(fakehttp_step_t failure, int proto_status)
+{
+    auth_answer_recovers(FAKEHTTP_CREATED, failure, 0, 1, proto_status);
 }
 
 static void test_500_retried(void)
@@ -419,12 +497,8 @@ static void test_slow_response_resent(void)
 {
     /* the session request is never answered: after 1.1 x wait (wait=1) it
      * goes again with the same rid, on a new connection */
-    static const fakehttp_step_t steps[] = {{"ver='1.6'", 0, NULL, NULL, 0},
-                                            STEP_CREATE(0),
-                                            STEP_AUTH(0),
-                                            STEP_RESTART(0),
-                                            STEP_BIND(0),
-                                            STEP_END};
+    static const fakehttp_step_t steps[] = {
+        {"ver='1.6'", 0, NULL, NULL, 0}, STEPS_LOGIN(0), STEP_END};
     henv_t e;
     if (!henv_init(&e, steps, NULL))
         return;
@@ -456,30 +530,19 @@ static void test_giving_up(void)
     henv_done(&e);
 }
 
-/* 1 if the i-th request exists and contains `what`. */
-static int request_has(const henv_t *e, int i, const char *what)
-{
-    const char *r = fakehttp_request(e->fh, i);
-    return r && strstr(r, what) != NULL;
-}
-
 /* Empty polls answered at once with nothing (`answer`) in a session with
  * the terms `terms`, polling='1': after the first, the next waits a
  * second instead of following at once (XEP-0124 §11, §12). */
 static void polls_spaced(const char *terms, const char *answer)
 {
-    static fakehttp_step_t steps[14];
-    fakehttp_step_t poll = {"rid=", 200, answer, NULL, 0};
-    fakehttp_step_t s[14] = {
-        {"ver='1.6'", 200, terms, NULL, 0}, STEP_AUTH(0), STEP_RESTART(0), STEP_BIND(0)};
+    fakehttp_step_t steps[14] = {STEP_200("ver='1.6'", terms, 0), STEP_AUTH(0), STEP_RESTART(0),
+                                 STEP_BIND(0)};
     for (int i = 4; i < 13; i++)
-        s[i] = poll;
-    memcpy(steps, s, sizeof(s)); /* the last step stays all-zero: the end */
+        steps[i] = (fakehttp_step_t)STEP_200("rid=", answer, 0);
+    /* the last step stays all-zero: the end */
     henv_t e;
-    if (!henv_init(&e, steps, NULL))
+    if (!henv_login(&e, steps))
         return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
     /* create, auth, restart, bind, then one poll and its empty answer */
     run_for(&e.loop, 300);
     CHECK_INT(fakehttp_request_count(e.fh), 5);
@@ -490,9 +553,7 @@ static void polls_spaced(const char *terms, const char *answer)
     CHECK(request_has(&e, 5, "sid='fake-sid' xmlns='http://jabber.org/protocol/httpbind'/>"));
     /* a stanza does not wait for the poll timer */
     int before = fakehttp_request_count(e.fh);
-    uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost' id='now'/>");
-    CHECK_INT(uvx_send(e.c.conn, m), 0);
-    uvx_stanza_unref(m);
+    CHECK_INT(send_fmt(&e, "<message to='bob@localhost' id='now'/>"), 0);
     CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), before + 1, 5000));
     CHECK(request_has(&e, before, "id='now'"));
     henv_done(&e);
@@ -511,42 +572,15 @@ static void test_empty_200_polls_spaced(void)
     polls_spaced(FAKEHTTP_CREATED_WITH("wait='60' requests='2' hold='1' polling='1'"), "");
 }
 
-/* The <auth/> request's answer is `failure` in a session with wait='1':
- * the request goes again with the same rid and the login completes, after
- * `proto_errors` reports to the HTTP error handlers (an error seen at once
- * is reported; a timeout is not). */
-static void auth_answer_recovers(fakehttp_step_t failure, int proto_errors, int proto_status)
-{
-    static fakehttp_step_t steps[7];
-    fakehttp_step_t s[] = {{"ver='1.6'", 200,
-                            FAKEHTTP_CREATED_WITH("wait='1' requests='2' hold='1' polling='1'"),
-                            NULL, 0},
-                           failure,
-                           STEP_AUTH(0),
-                           STEP_RESTART(0),
-                           STEP_BIND(0),
-                           STEP_END};
-    memcpy(steps, s, sizeof(s));
-    henv_t e;
-    if (!henv_init(&e, steps, NULL))
-        return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
-    CHECK_INT(fakehttp_request_rid(e.fh, 2), fakehttp_request_rid(e.fh, 1));
-    CHECK(request_has(&e, 2, "<auth"));
-    CHECK(fakehttp_request_conn(e.fh, 2) != fakehttp_request_conn(e.fh, 1));
-    CHECK_INT(e.proto_errors, proto_errors);
-    if (proto_errors)
-        CHECK_INT(e.last_proto_status, proto_status);
-    henv_done(&e);
-}
+/* Session terms under which a missing answer times out within a second. */
+#define CREATED_WAIT_1 FAKEHTTP_CREATED_WITH("wait='1' requests='2' hold='1' polling='1'")
 
 static void test_huge_content_length(void)
 {
     /* the body is announced at 100 GB and never sent: refused at once */
     fakehttp_step_t f = {"<auth", 0, NULL,
                          "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n<body", 0};
-    auth_answer_recovers(f, 1, 0); /* at once, not after the timeout */
+    auth_answer_recovers(CREATED_WAIT_1, f, 1, 1, 0); /* at once, not after the timeout */
 }
 
 static void test_endless_chunked_body(void)
@@ -556,7 +590,7 @@ static void test_endless_chunked_body(void)
                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                          "5\r\n<body\r\n3\r\n xm\r\n",
                          0};
-    auth_answer_recovers(f, 0, 0); /* the response timeout */
+    auth_answer_recovers(CREATED_WAIT_1, f, 1, 0, 0); /* the response timeout */
 }
 
 static void test_unasked_bytes_after_answer(void)
@@ -567,7 +601,7 @@ static void test_unasked_bytes_after_answer(void)
                          "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"
                          "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
                          0};
-    auth_answer_recovers(f, 1, 500);
+    auth_answer_recovers(CREATED_WAIT_1, f, 1, 1, 500);
 }
 
 static int send_m2_on_message(uvx_conn_t *conn, uvx_stanza_t *msg, void *ud)
@@ -588,23 +622,16 @@ static void test_stray_response_before_send(void)
      * on it meanwhile: not m2's answer (m2 was not sent), so m2 must
      * still reach the server. */
     static const fakehttp_step_t steps[] = {
-        STEP_CREATE(0),
-        STEP_AUTH(0),
-        STEP_RESTART(0),
-        STEP_BIND(0),
-        {"id='m1'", 200,
-         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'/>"), NULL,
-         FAKEHTTP_STRAY},
+        STEPS_LOGIN(0),
+        STEP_200("id='m1'",
+                 FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'/>"),
+                 FAKEHTTP_STRAY),
         STEP_END};
     henv_t e;
-    if (!henv_init(&e, steps, NULL))
+    if (!henv_login(&e, steps))
         return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
-    uvx_add_handler(e.c.conn, send_m2_on_message, &e, NULL, "message", NULL, NULL, NULL, 0);
-    uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost' id='m1'/>");
-    CHECK_INT(uvx_send(e.c.conn, m), 0);
-    uvx_stanza_unref(m);
+    henv_handle_messages(&e, send_m2_on_message);
+    CHECK_INT(send_fmt(&e, "<message to='bob@localhost' id='m1'/>"), 0);
     CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), 7, 5000));
     int n = fakehttp_request_count(e.fh);
     CHECK(n >= 7 && request_has(&e, 6, "id='m2'"));
@@ -618,17 +645,8 @@ static void test_stray_response_before_send(void)
  * bad-format at once: fed on, it would swallow every later response. */
 static void bad_body_fails(const char *body)
 {
-    static fakehttp_step_t steps[4];
-    fakehttp_step_t s[] = {STEP_CREATE(0), {"<auth", 200, body, NULL, 0}, STEP_AUTH(0), STEP_END};
-    memcpy(steps, s, sizeof(s));
-    henv_t e;
-    if (!henv_init(&e, steps, NULL))
-        return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "bad-format");
-    CHECK(!e.c.connected);
-    henv_done(&e);
+    fakehttp_step_t steps[] = {STEP_CREATE(0), STEP_200("<auth", body, 0), STEP_AUTH(0), STEP_END};
+    login_fails_with(steps, "bad-format", 0);
 }
 
 static void test_truncated_body(void)
@@ -659,55 +677,32 @@ static void status_recorder(uvx_conn_t *conn, int status, const char *cond, uvx_
 static void test_bad_namespace(void)
 {
     static const fakehttp_step_t steps[] = {
-        {"ver='1.6'", 200, "<body xmlns='urn:not-bosh' sid='x'/>", NULL, 0}, STEP_END};
-    henv_t e;
-    if (!henv_init(&e, steps, NULL))
-        return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "invalid-namespace");
-    CHECK(!e.c.connected);
-    henv_done(&e);
+        STEP_200("ver='1.6'", "<body xmlns='urn:not-bosh' sid='x'/>", 0), STEP_END};
+    login_fails_with(steps, "invalid-namespace", 0);
 }
 
 static void test_terminate_with_condition(void)
 {
     static const fakehttp_step_t steps[] = {
-        {"ver='1.6'", 200,
-         "<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' "
-         "condition='host-unknown'/>",
-         NULL, 0},
+        STEP_200("ver='1.6'",
+                 "<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' "
+                 "condition='host-unknown'/>",
+                 0),
         STEP_END};
-    henv_t e;
-    if (!henv_init(&e, steps, NULL))
-        return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "host-unknown");
-    henv_done(&e);
+    login_fails_with(steps, "host-unknown", 0);
 }
 
 static void test_terminate_conflict_when_connected(void)
 {
     static const fakehttp_step_t steps[] = {
-        STEP_CREATE(0),
-        STEP_AUTH(0),
-        STEP_RESTART(0),
-        STEP_BIND(0),
-        {"rid=", 200,
-         FAKEHTTP_BODY_OPEN("type='terminate' condition='remote-stream-error'",
-                            "<stream:error><conflict "
-                            "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
-         NULL, 0},
+        STEPS_LOGIN(0),
+        STEP_200("rid=",
+                 FAKEHTTP_BODY_OPEN("type='terminate' condition='remote-stream-error'",
+                                    "<stream:error><conflict "
+                                    "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
+                 0),
         STEP_END};
-    henv_t e;
-    if (!henv_init(&e, steps, NULL))
-        return;
-    CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK(e.c.connected);
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "conflict");
-    henv_done(&e);
+    login_fails_with(steps, "conflict", 1);
 }
 
 /* Stanzas sent while paused leave in one request on resume; options reach
@@ -741,16 +736,11 @@ static void rid_hook(uvx_conn_t *conn, uint64_t rid, void *ud)
 static void test_pause_batching_and_options(void)
 {
     static const fakehttp_step_t steps[] = {
-        STEP_CREATE(0),
-        STEP_AUTH(0),
-        STEP_RESTART(0),
-        STEP_BIND(0),
+        STEPS_LOGIN(0),
         /* the batch answers with a message (and releases nothing else) */
-        {"id='m4'", 200,
-         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
-                                "<body>hi</body></message>"),
-         NULL, 0},
-        STEP_END};
+        STEP_200("id='m4'", BODY_FROM_BOB("hi"), 0),
+        STEP_END,
+    };
     const char *headers[] = {"X-Test: yes", NULL};
     const char *cookies[] = {"a=1", "b=2", NULL};
     uvx_conn_options_t o;
@@ -766,17 +756,13 @@ static void test_pause_batching_and_options(void)
     uvx_bosh_set_rid_hook(e.c.conn, rid_hook, NULL);
     CHECK_INT(tclient_connect(&e.c, "alice@localhost", "alicepass"), 0);
     CHECK(run_until(&e.loop, &e.c.connected, 1, 10000));
-    uvx_add_handler(e.c.conn, on_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    henv_handle_messages(&e, on_message);
     run_for(&e.loop, 20); /* the empty poll goes out */
     int before = fakehttp_request_count(e.fh);
     uvx_pause(e.c.conn);
-    for (int i = 0; i < 5; i++) {
-        uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost' id='m%d'><body>x</body>"
-                                         "</message>",
-                                         i);
-        CHECK_INT(uvx_send(e.c.conn, m), 0);
-        uvx_stanza_unref(m);
-    }
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(send_fmt(&e, "<message to='bob@localhost' id='m%d'><body>x</body></message>", i),
+                  0);
     run_for(&e.loop, 50);
     CHECK_INT(fakehttp_request_count(e.fh), before); /* held */
     uvx_resume(e.c.conn);
@@ -811,14 +797,18 @@ static int henv_init_keepalive(henv_t *e, const fakehttp_step_t *steps, uvx_conn
     return henv_init(e, steps, o);
 }
 
+/* A new connection (the last one closed) restoring the cached session of
+ * `jid`: uvx_restore()'s result. */
+static int henv_restore(henv_t *e, const uvx_conn_options_t *o, const char *jid)
+{
+    CHECK_INT(tclient_init(&e->c, e->ctx, e->service, o), 0);
+    return uvx_restore(e->c.conn, jid, status_recorder, &e->c);
+}
+
 static void test_attach_and_restore(void)
 {
     static const fakehttp_step_t steps[] = {
-        {"rid='1000'", 200,
-         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
-                                "<body>held for you</body></message>"),
-         NULL, 0},
-        STEP_END};
+        STEP_200("rid='1000'", BODY_FROM_BOB("held for you"), 0), STEP_END};
     char path[] = "/tmp/uvx-bosh-session-XXXXXX";
     uvx_conn_options_t o;
     henv_t e;
@@ -845,7 +835,7 @@ static void test_attach_and_restore(void)
         0);
     CHECK_INT(e.c.status[0], UVX_STATUS_ATTACHED);
     CHECK_STR(uvx_conn_jid(e.c.conn), "alice@localhost/r");
-    uvx_add_handler(e.c.conn, on_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    henv_handle_messages(&e, on_message);
     CHECK(run_until(&e.loop, &e.messages, 1, 5000));
     CHECK(strstr(fakehttp_request(e.fh, 0), "sid='prebound'") != NULL);
     CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), 2, 5000));
@@ -853,8 +843,7 @@ static void test_attach_and_restore(void)
     CHECK_INT(fakehttp_request_rid(e.fh, 1), 1001);
     tclient_close(&e.c, &e.loop); /* no terminate: the session lives on */
     /* a new connection takes the cached session over */
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
-    CHECK_INT(uvx_restore(e.c.conn, "bob@localhost", status_recorder, &e.c), UVX_ENOTFOUND);
+    CHECK_INT(henv_restore(&e, &o, "bob@localhost"), UVX_ENOTFOUND);
     CHECK_INT(uvx_restore(e.c.conn, "alice@localhost", status_recorder, &e.c), 0);
     CHECK(tclient_saw(&e.c, UVX_STATUS_ATTACHED));
     CHECK(run_until(&e.loop, fakehttp_request_counter(e.fh), 3, 5000));
@@ -899,20 +888,12 @@ static int read_lines(const char *path, char lines[][64], int max)
 static void test_restore_resends_unanswered(void)
 {
     static const fakehttp_step_t steps[] = {
-        {"rid='2000'", 200,
-         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
-                                "<body>first</body></message>"),
-         NULL, 0},
-        {"rid='2002'", 200,
-         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
-                                "<body>late</body></message>"),
-         NULL, 0},
+        STEP_200("rid='2000'", BODY_FROM_BOB("first"), 0),
+        STEP_200("rid='2002'", BODY_FROM_BOB("late"), 0),
         /* the server's answer to 2001, written into the dead connection */
-        {"rid='2001'", 200,
-         FAKEHTTP_BODY_OPEN("", "<message xmlns='jabber:client' from='bob@localhost/x'>"
-                                "<body>replayed</body></message>"),
-         NULL, 0},
-        STEP_END};
+        STEP_200("rid='2001'", BODY_FROM_BOB("replayed"), 0),
+        STEP_END,
+    };
     char path[] = "/tmp/uvx-bosh-session-XXXXXX";
     uvx_conn_options_t o;
     henv_t e;
@@ -921,14 +902,12 @@ static void test_restore_resends_unanswered(void)
     heard[0] = '\0';
     CHECK_INT(uvx_attach(e.c.conn, "alice@localhost/r", "s1", 2000, status_recorder, &e.c, 0, 0, 0),
               0);
-    uvx_add_handler(e.c.conn, hear_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    henv_handle_messages(&e, hear_message);
     CHECK(run_until(&e.loop, &e.messages, 1, 5000));
     run_for(&e.loop, 50);
     CHECK_INT(fakehttp_request_count(e.fh), 2);
     CHECK_INT(fakehttp_request_rid(e.fh, 1), 2001); /* held */
-    uvx_stanza_t *m = uvx_stanza_fmt("<message to='bob@localhost'><body>hi</body></message>");
-    CHECK_INT(uvx_send(e.c.conn, m), 0);
-    uvx_stanza_unref(m);
+    CHECK_INT(send_fmt(&e, "<message to='bob@localhost'><body>hi</body></message>"), 0);
     CHECK(run_until(&e.loop, &e.messages, 2, 5000));
     CHECK_INT(fakehttp_request_rid(e.fh, 2), 2002);
     CHECK(strstr(fakehttp_request(e.fh, 2), "<body>hi</body>") != NULL);
@@ -944,9 +923,8 @@ static void test_restore_resends_unanswered(void)
     CHECK_STR(lines[4], "2003 2");
     tclient_close(&e.c, &e.loop); /* the process dies */
 
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
-    CHECK_INT(uvx_restore(e.c.conn, "alice@localhost", status_recorder, &e.c), 0);
-    uvx_add_handler(e.c.conn, hear_message, &e, NULL, "message", NULL, NULL, NULL, 0);
+    CHECK_INT(henv_restore(&e, &o, "alice@localhost"), 0);
+    henv_handle_messages(&e, hear_message);
     CHECK(run_until(&e.loop, &e.messages, 3, 5000));
     run_for(&e.loop, 100);
     CHECK_INT(e.messages, 3);
@@ -970,8 +948,7 @@ static void test_restore_resends_unanswered(void)
         fputs("alice@localhost/r\nold-sid\n3000\n60 1 2\n", f);
         fclose(f);
     }
-    CHECK_INT(tclient_init(&e.c, e.ctx, e.service, &o), 0);
-    CHECK_INT(uvx_restore(e.c.conn, NULL, status_recorder, &e.c), 0);
+    CHECK_INT(henv_restore(&e, &o, NULL), 0);
     run_for(&e.loop, 50);
     CHECK_INT(fakehttp_request_count(e.fh), 6);
     CHECK_INT(fakehttp_request_rid(e.fh, 5), 3000);

@@ -46,32 +46,16 @@ static void put(buf_t *b, const char *s)
 
 static void put_escaped(buf_t *b, const char *s)
 {
+    static const char *const escapes[256] = {
+        ['&'] = "&amp;",  ['<'] = "&lt;",   ['>'] = "&gt;",  ['"'] = "&quot;",
+        ['\n'] = "&#10;", ['\r'] = "&#13;", ['\t'] = "&#9;",
+    };
     for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            put(b, "&amp;");
-            break;
-        case '<':
-            put(b, "&lt;");
-            break;
-        case '>':
-            put(b, "&gt;");
-            break;
-        case '"':
-            put(b, "&quot;");
-            break;
-        case '\n':
-            put(b, "&#10;");
-            break;
-        case '\r':
-            put(b, "&#13;");
-            break;
-        case '\t':
-            put(b, "&#9;");
-            break;
-        default:
+        const char *escape = escapes[(unsigned char)*s];
+        if (escape != NULL)
+            put(b, escape);
+        else
             die_if(buf_append(b, s, 1) != 0);
-        }
     }
 }
 
@@ -243,6 +227,21 @@ static void disturb_pool(void)
     }
 }
 
+/* A new pool that rec_init() attaches every parser to until drop_pool(). */
+static parser_pool_t *use_new_pool(void)
+{
+    parser_pool_t *pool = parser_pool_new();
+    die_if(pool == NULL);
+    test_pool = pool;
+    return pool;
+}
+
+static void drop_pool(parser_pool_t *pool)
+{
+    test_pool = NULL;
+    parser_pool_free(pool);
+}
+
 static void rec_init(rec_t *r, const run_opts_t *o)
 {
     static const run_opts_t defaults;
@@ -256,12 +255,27 @@ static void rec_init(rec_t *r, const run_opts_t *o)
     }
 }
 
+/* Two recorders whose parsers share a new pool. */
+static parser_pool_t *pooled_pair(rec_t *a, rec_t *b)
+{
+    parser_pool_t *pool = use_new_pool();
+    rec_init(a, NULL);
+    rec_init(b, NULL);
+    return pool;
+}
+
 /* Frees the parser and returns the log (malloc'd). */
 static char *rec_finish(rec_t *r)
 {
     uvx_parser_free(r->p);
     char *log = buf_steal(&r->log, NULL);
     return log ? log : strdup("");
+}
+
+/* Feeds a NUL-terminated string; the feed's result. */
+static int feed(rec_t *r, const char *s)
+{
+    return uvx_parser_feed(r->p, s, strlen(s));
 }
 
 /* Parses `in` cut into chunks ending at cuts[0..ncuts) (then the rest).
@@ -345,6 +359,16 @@ static void check_chunking(const char *in, const run_opts_t *o, int rounds)
     free(want);
 }
 
+/* Checks the events of `in` fed whole against `want`, then that no
+ * chunking changes them. */
+static void check_events(const char *in, const run_opts_t *o, const char *want, int rounds)
+{
+    char *log = parse_whole(in, o, NULL);
+    CHECK_STR(log, want);
+    free(log);
+    check_chunking(in, o, rounds);
+}
+
 /* ---- Test streams --------------------------------------------------------------- */
 
 static const char *const stream_basic =
@@ -379,7 +403,7 @@ static void test_events(void)
 {
     rec_t r;
     rec_init(&r, NULL);
-    CHECK_INT(uvx_parser_feed(r.p, stream_basic, strlen(stream_basic)), 0);
+    CHECK_INT(feed(&r, stream_basic), 0);
     CHECK_INT(r.opens, 1);
     CHECK_INT(r.stanzas, 5);
     CHECK_INT(r.closes, 1);
@@ -399,15 +423,15 @@ static void test_events_are_prompt(void)
     CHECK_INT(r.opens, 0);
     CHECK_INT(uvx_parser_feed(r.p, head + strlen(head) - 1, 1), 0);
     CHECK_INT(r.opens, 1);
-    CHECK_INT(uvx_parser_feed(r.p, "<presence/", 10), 0);
+    CHECK_INT(feed(&r, "<presence/"), 0);
     CHECK_INT(r.stanzas, 0);
-    CHECK_INT(uvx_parser_feed(r.p, ">", 1), 0);
+    CHECK_INT(feed(&r, ">"), 0);
     CHECK_INT(r.stanzas, 1);
-    CHECK_INT(uvx_parser_feed(r.p, "<message><body>hi</body></message", 33), 0);
+    CHECK_INT(feed(&r, "<message><body>hi</body></message"), 0);
     CHECK_INT(r.stanzas, 1);
-    CHECK_INT(uvx_parser_feed(r.p, ">", 1), 0);
+    CHECK_INT(feed(&r, ">"), 0);
     CHECK_INT(r.stanzas, 2);
-    CHECK_INT(uvx_parser_feed(r.p, "</stream:stream>", 16), 0);
+    CHECK_INT(feed(&r, "</stream:stream>"), 0);
     CHECK_INT(r.closes, 1);
     free(rec_finish(&r));
 }
@@ -486,19 +510,42 @@ static void collect(void *ud, uvx_stanza_t *s)
         stanzas[nstanzas++] = uvx_stanza_ref(s);
 }
 
+/* Parses `in` keeping its stanzas in stanzas[] (the caller unrefs them):
+ * 1 when there are `want` of them. */
+static int collect_stanzas(const char *in, int want)
+{
+    uvx_parser_callbacks_t cb = {NULL, collect, NULL, NULL};
+    uvx_parser_t *p = uvx_parser_new(&cb, NULL, NULL);
+    nstanzas = 0;
+    CHECK_INT(uvx_parser_feed(p, in, strlen(in)), 0);
+    uvx_parser_free(p);
+    CHECK_INT(nstanzas, want);
+    return nstanzas == want;
+}
+
+/* Parses `xml`, the serialized `orig`, back and checks that the tree is
+ * the same; returns the copy (NULL if it did not parse). */
+static uvx_stanza_t *check_reparse(uvx_stanza_t *orig, const char *xml)
+{
+    int err = 0;
+    uvx_stanza_t *again = xml ? uvx_stanza_from_string(xml, strlen(xml), &err) : NULL;
+    CHECK_INT(err, 0);
+    if (again != NULL) {
+        char *a = canon_string(orig), *b = canon_string(again);
+        CHECK_STR(b, a);
+        free(a);
+        free(b);
+    }
+    return again;
+}
+
 static void test_namespaces(void)
 {
     char *log = parse_whole(stream_ns, NULL, NULL);
     CHECK_STR(log, canon_ns);
     free(log);
 
-    uvx_parser_callbacks_t cb = {NULL, collect, NULL, NULL};
-    uvx_parser_t *p = uvx_parser_new(&cb, NULL, NULL);
-    nstanzas = 0;
-    CHECK_INT(uvx_parser_feed(p, stream_ns, strlen(stream_ns)), 0);
-    uvx_parser_free(p);
-    CHECK_INT(nstanzas, 4);
-    if (nstanzas != 4)
+    if (!collect_stanzas(stream_ns, 4))
         return;
     /* Prefixed attributes carry their xmlns:prefix on their own element. */
     uvx_stanza_t *e = uvx_stanza_child(stanzas[1], "e");
@@ -519,14 +566,8 @@ static void test_namespaces(void)
     for (int i = 0; i < nstanzas; i++) {
         char *xml = NULL;
         CHECK_INT(uvx_stanza_serialize(stanzas[i], NULL, &xml, NULL), 0);
-        int err = 0;
-        uvx_stanza_t *again = xml ? uvx_stanza_from_string(xml, strlen(xml), &err) : NULL;
-        CHECK_INT(err, 0);
+        uvx_stanza_t *again = check_reparse(stanzas[i], xml);
         if (again != NULL) {
-            char *a = canon_string(stanzas[i]), *b = canon_string(again);
-            CHECK_STR(b, a);
-            free(a);
-            free(b);
             /* And once more through the serializer with the stream's default ns. */
             char *xml2 = NULL;
             CHECK_INT(uvx_stanza_serialize(again, UVX_NS_CLIENT, &xml2, NULL), 0);
@@ -534,7 +575,7 @@ static void test_namespaces(void)
             if (xml2 && asprintf(&doc, STREAM_HEAD "%s", xml2) > 0) {
                 rec_t r;
                 rec_init(&r, NULL);
-                CHECK_INT(uvx_parser_feed(r.p, doc, strlen(doc)), 0);
+                CHECK_INT(feed(&r, doc), 0);
                 char *got = rec_finish(&r);
                 char *want = NULL;
                 char *c = canon_string(stanzas[i]);
@@ -573,11 +614,10 @@ static void test_carriage_returns(void)
 {
     const char *in = STREAM_HEAD "<message>\r\n<body>a\rb\r\n</body>\r</message>\r\n"
                                  "<message\r\nto='x'/></stream:stream>";
-    char *log = parse_whole(in, NULL, NULL);
-    CHECK_STR(log, CANON_HEAD "<{jabber:client}message>&#10;<{jabber:client}body>a&#10;b&#10;</>"
-                              "&#10;</>\n<{jabber:client}message to=\"x\"></>\nCLOSE\n");
-    free(log);
-    check_chunking(in, NULL, 100);
+    check_events(in, NULL,
+                 CANON_HEAD "<{jabber:client}message>&#10;<{jabber:client}body>a&#10;b&#10;</>"
+                            "&#10;</>\n<{jabber:client}message to=\"x\"></>\nCLOSE\n",
+                 100);
 }
 
 /* ---- Stream restarts ---------------------------------------------------------------------- */
@@ -638,26 +678,21 @@ static void test_restart_every_offset(void)
 static void test_restart_anywhere(void)
 {
     run_opts_t o = {.reset_on = "r"};
-    char *log;
     const char *in2 = RESTART_HEAD("a") "<m>1</m><r/>" RESTART_HEAD(
         "b") "<m>2</m><r>x</r>" RESTART_HEAD("c") "<m>3</m></stream:stream>";
-    log = parse_whole(in2, &o, NULL);
-    CHECK_STR(log, RESTART_CANON("a") "<{jabber:client}m>1</>\n<{jabber:client}r></"
-                                      ">\n" RESTART_CANON(
-                                          "b") "<{jabber:client}m>2</>\n<{jabber:client}r>x</"
-                                               ">\n" RESTART_CANON("c") "<{jabber:client}m>3</"
-                                                                        ">\nCLOSE\n");
-    free(log);
-    check_chunking(in2, &o, 200);
+    const char *want2 =
+        RESTART_CANON("a") "<{jabber:client}m>1</>\n<{jabber:client}r></"
+                           ">\n" RESTART_CANON("b") "<{jabber:client}m>2</>\n<{jabber:client}r>x</"
+                                                    ">\n" RESTART_CANON("c") "<{jabber:client}m>3</"
+                                                                             ">\nCLOSE\n";
+    check_events(in2, &o, want2, 200);
 
     /* A reset in stream_open: the next stream starts right after the
      * start tag. */
     const char *in3 = RESTART_HEAD("a") RESTART_HEAD("b") "<m/></stream:stream>";
     run_opts_t o3 = {.reset_in_open = 1};
-    log = parse_whole(in3, &o3, NULL);
-    CHECK_STR(log, RESTART_CANON("a") RESTART_CANON("b") "<{jabber:client}m></>\nCLOSE\n");
-    free(log);
-    check_chunking(in3, &o3, 100);
+    check_events(in3, &o3, RESTART_CANON("a") RESTART_CANON("b") "<{jabber:client}m></>\nCLOSE\n",
+                 100);
 }
 
 /* The restarted context must not remember the old stream's namespaces. */
@@ -677,10 +712,10 @@ static void test_restart_forgets_namespaces(void)
     rec_t r;
     rec_init(&r, NULL);
     const char *a = "<s xmlns='urn:s' xmlns:p='urn:p'><p:x/>";
-    CHECK_INT(uvx_parser_feed(r.p, a, strlen(a)), 0);
+    CHECK_INT(feed(&r, a), 0);
     CHECK_INT(uvx_parser_reset(r.p), 0);
     const char *b = "<s xmlns='urn:s'><p:x/>";
-    CHECK_INT(uvx_parser_feed(r.p, b, strlen(b)), UVX_EPARSE);
+    CHECK_INT(feed(&r, b), UVX_EPARSE);
     CHECK_INT(r.errors, 1);
     CHECK_INT(r.opens, 2);
     CHECK_INT(r.stanzas, 1);
@@ -695,14 +730,14 @@ static void test_stop(void)
     run_opts_t o = {.stop_on = "b"};
     rec_t r;
     rec_init(&r, &o);
-    CHECK_INT(uvx_parser_feed(r.p, in, strlen(in)), 0);
+    CHECK_INT(feed(&r, in), 0);
     CHECK_INT(r.stanzas, 2);
     CHECK_INT(r.closes, 0);
-    CHECK_INT(uvx_parser_feed(r.p, "<d/>", 4), UVX_ECLOSED);
+    CHECK_INT(feed(&r, "<d/>"), UVX_ECLOSED);
     CHECK_INT(r.stanzas, 2);
     /* A reset starts over. */
     CHECK_INT(uvx_parser_reset(r.p), 0);
-    CHECK_INT(uvx_parser_feed(r.p, in, strlen(in)), 0);
+    CHECK_INT(feed(&r, in), 0);
     CHECK_INT(r.opens, 2);
     CHECK_INT(r.stanzas, 4);
     free(rec_finish(&r));
@@ -710,7 +745,7 @@ static void test_stop(void)
     /* Stop outside a feed. */
     rec_init(&r, NULL);
     uvx_parser_stop(r.p);
-    CHECK_INT(uvx_parser_feed(r.p, in, strlen(in)), UVX_ECLOSED);
+    CHECK_INT(feed(&r, in), UVX_ECLOSED);
     CHECK_INT(r.opens, 0);
     free(rec_finish(&r));
 }
@@ -721,7 +756,7 @@ static void test_feed_from_callback(void)
     run_opts_t o = {.feed_in_callback = 1};
     rec_t r;
     rec_init(&r, &o);
-    CHECK_INT(uvx_parser_feed(r.p, in, strlen(in)), 0);
+    CHECK_INT(feed(&r, in), 0);
     CHECK_INT(r.nested_rc, UVX_ESTATE);
     CHECK_INT(r.stanzas, 1);
     free(rec_finish(&r));
@@ -733,11 +768,11 @@ static void test_reset_in_error_callback(void)
     rec_t r;
     rec_init(&r, &o);
     const char *bad = STREAM_HEAD "<a></b><c/>";
-    CHECK_INT(uvx_parser_feed(r.p, bad, strlen(bad)), UVX_EPARSE);
+    CHECK_INT(feed(&r, bad), UVX_EPARSE);
     CHECK_INT(r.errors, 1);
     CHECK_INT(r.stanzas, 0); /* the rest of that input was dropped */
     const char *good = STREAM_HEAD "<d/>";
-    CHECK_INT(uvx_parser_feed(r.p, good, strlen(good)), 0);
+    CHECK_INT(feed(&r, good), 0);
     CHECK_INT(r.opens, 2);
     CHECK_INT(r.stanzas, 1);
     free(rec_finish(&r));
@@ -748,18 +783,18 @@ static void test_reset_between_feeds(void)
     rec_t r;
     rec_init(&r, NULL);
     const char *a = STREAM_HEAD "<a><b>partial";
-    CHECK_INT(uvx_parser_feed(r.p, a, strlen(a)), 0);
+    CHECK_INT(feed(&r, a), 0);
     CHECK_INT(uvx_parser_reset(r.p), 0);
     const char *b = STREAM_HEAD "<c/>";
-    CHECK_INT(uvx_parser_feed(r.p, b, strlen(b)), 0);
+    CHECK_INT(feed(&r, b), 0);
     CHECK_INT(r.opens, 2);
     CHECK_INT(r.stanzas, 1);
     /* After an error, feeds return it until a reset. */
-    CHECK_INT(uvx_parser_feed(r.p, "<x></y>", 7), UVX_EPARSE);
-    CHECK_INT(uvx_parser_feed(r.p, "<z/>", 4), UVX_EPARSE);
+    CHECK_INT(feed(&r, "<x></y>"), UVX_EPARSE);
+    CHECK_INT(feed(&r, "<z/>"), UVX_EPARSE);
     CHECK_INT(r.errors, 1);
     CHECK_INT(uvx_parser_reset(r.p), 0);
-    CHECK_INT(uvx_parser_feed(r.p, b, strlen(b)), 0);
+    CHECK_INT(feed(&r, b), 0);
     CHECK_INT(r.stanzas, 2);
     free(rec_finish(&r));
 }
@@ -781,12 +816,12 @@ static void test_prime(void)
         "  <presence/>",
     };
     for (size_t i = 0; i < sizeof(msgs) / sizeof(*msgs); i++)
-        CHECK_INT(uvx_parser_feed(r.p, msgs[i], strlen(msgs[i])), 0);
+        CHECK_INT(feed(&r, msgs[i]), 0);
     CHECK_INT(r.opens, 0);
     CHECK_INT(r.stanzas, 4);
     /* Priming again starts over (a new WebSocket session). */
     CHECK_INT(parser_prime(r.p, open, strlen(open)), 0);
-    CHECK_INT(uvx_parser_feed(r.p, "<iq type='get' id='1'/>", 23), 0);
+    CHECK_INT(feed(&r, "<iq type='get' id='1'/>"), 0);
     CHECK_INT(r.errors, 0);
     char *log = rec_finish(&r);
     CHECK_STR(log, "<{urn:ietf:params:xml:ns:xmpp-framing}open to=\"example.com\" version=\"1.0\">"
@@ -801,7 +836,7 @@ static void test_prime(void)
     CHECK_INT(parser_prime(r.p, "<a></b>", 7), UVX_EPARSE);
     CHECK_INT(r.errors, 1);
     CHECK_INT(parser_prime(r.p, "<a>", 3), 0);
-    CHECK_INT(uvx_parser_feed(r.p, "<b/>", 4), 0);
+    CHECK_INT(feed(&r, "<b/>"), 0);
     CHECK_INT(r.stanzas, 1);
     free(rec_finish(&r));
 }
@@ -815,23 +850,16 @@ static void test_values(void)
         " d='&#38;#38;' e='line\nbreak' f=''>"
         "&#38;#38; &amp;amp; &#x10FFFF;<![CDATA[]]><![CDATA[&amp;]]></m>"
         "<n xmlns='urn:a&amp;b'><o xmlns:p='urn:p&amp;q' p:x='1'/></n>";
-    char *log = parse_whole(in, NULL, NULL);
-    CHECK_STR(log, CANON_HEAD "<{jabber:client}m a=\"x&amp;y&amp;z&lt;&gt;'&quot;\" "
-                              "b=\"&#10;tab&#9;\" c=\"caf\xc3\xa9 \xe6\x97\xa5\" d=\"&amp;#38;\" "
-                              "e=\"line break\" f=\"\">&amp;#38; &amp;amp; \xf4\x8f\xbf\xbf"
-                              "&amp;amp;</>\n<{urn:a&b}n><{urn:a&b}o p:x=\"1\"></></>\n");
-    free(log);
-    check_chunking(in, NULL, 100);
+    check_events(in, NULL,
+                 CANON_HEAD "<{jabber:client}m a=\"x&amp;y&amp;z&lt;&gt;'&quot;\" "
+                            "b=\"&#10;tab&#9;\" c=\"caf\xc3\xa9 \xe6\x97\xa5\" d=\"&amp;#38;\" "
+                            "e=\"line break\" f=\"\">&amp;#38; &amp;amp; \xf4\x8f\xbf\xbf"
+                            "&amp;amp;</>\n<{urn:a&b}n><{urn:a&b}o p:x=\"1\"></></>\n",
+                 100);
 
     /* libxml2 passes '&' in namespace names as "&#38;": it must not leak
      * into the tree, or the tree would not serialize back. */
-    uvx_parser_callbacks_t cb = {NULL, collect, NULL, NULL};
-    uvx_parser_t *p = uvx_parser_new(&cb, NULL, NULL);
-    nstanzas = 0;
-    CHECK_INT(uvx_parser_feed(p, in, strlen(in)), 0);
-    uvx_parser_free(p);
-    CHECK_INT(nstanzas, 2);
-    if (nstanzas != 2)
+    if (!collect_stanzas(in, 2))
         return;
     uvx_stanza_t *n = stanzas[1], *o = uvx_stanza_child(n, "o");
     CHECK_STR(uvx_stanza_ns(n), "urn:a&b");
@@ -839,16 +867,7 @@ static void test_values(void)
     CHECK_STR(uvx_stanza_attr(stanzas[0], "a"), "x&y&z<>'\"");
     for (int i = 0; i < nstanzas; i++) {
         char *xml = uvx_stanza_to_string(stanzas[i]);
-        int err = 0;
-        uvx_stanza_t *again = xml ? uvx_stanza_from_string(xml, strlen(xml), &err) : NULL;
-        CHECK_INT(err, 0);
-        if (again != NULL) {
-            char *a = canon_string(stanzas[i]), *b = canon_string(again);
-            CHECK_STR(b, a);
-            free(a);
-            free(b);
-        }
-        uvx_stanza_unref(again);
+        uvx_stanza_unref(check_reparse(stanzas[i], xml));
         free(xml);
         uvx_stanza_unref(stanzas[i]);
     }
@@ -889,11 +908,11 @@ static void test_whitespace_keepalives(void)
     rec_t r;
     rec_init(&r, &o);
     const char *head = "<s xmlns='jabber:client'>";
-    CHECK_INT(uvx_parser_feed(r.p, head, strlen(head)), 0);
+    CHECK_INT(feed(&r, head), 0);
     for (int i = 0; i < 1000; i++) {
-        CHECK_INT(uvx_parser_feed(r.p, " ", 1), 0);
+        CHECK_INT(feed(&r, " "), 0);
         if (i % 100 == 0)
-            CHECK_INT(uvx_parser_feed(r.p, "<presence/>", 11), 0);
+            CHECK_INT(feed(&r, "<presence/>"), 0);
     }
     CHECK_INT(r.stanzas, 10);
     CHECK_INT(r.errors, 0);
@@ -907,7 +926,7 @@ typedef void (*gen_fn)(char *dst, size_t off, size_t n);
 static size_t feed_until_error(rec_t *r, const char *prefix, gen_fn gen, size_t total, size_t chunk,
                                int *rc_out)
 {
-    int rc = uvx_parser_feed(r->p, prefix, strlen(prefix));
+    int rc = feed(r, prefix);
     size_t fed = 0;
     char *buf = malloc(chunk);
     die_if(buf == NULL);
@@ -952,7 +971,7 @@ static void test_big_stanza(void)
     CHECK_INT(rc, UVX_ETOOBIG);
     CHECK(fed <= UVX_DEFAULT_MAX_STANZA_SIZE + 64 * 1024);
     CHECK_INT(r.errors, 1);
-    CHECK_INT(uvx_parser_feed(r.p, "</body></message>", 17), UVX_ETOOBIG);
+    CHECK_INT(feed(&r, "</body></message>"), UVX_ETOOBIG);
     free(rec_finish(&r));
 
     /* One huge start tag libxml2 cannot parse until its '>' arrives. */
@@ -1097,7 +1116,7 @@ static void check_bad_case(const bad_case_t *c, size_t len, size_t chunk)
                  c->err);
     CHECK_INT(r.errors, 1);
     CHECK(r.stanzas == 0 || c->err == UVX_EPARSE);
-    CHECK_INT(uvx_parser_feed(r.p, "<m/>", 4), c->err);
+    CHECK_INT(feed(&r, "<m/>"), c->err);
     CHECK_INT(r.errors, 1);
     const char *cond = c->err == UVX_ERESTRICTED ? "ERROR restricted-xml" : "ERROR not-well-formed";
     CHECK(strstr(r.log.data, cond) != NULL);
@@ -1309,9 +1328,7 @@ static void test_pool_interleaved(void)
     CHECK(strstr(want[2], "<{urn:q'x&y}w></>") != NULL);
     CHECK(strstr(want[2], "ERROR") == NULL);
 
-    parser_pool_t *pool = parser_pool_new();
-    die_if(pool == NULL);
-    test_pool = pool;
+    parser_pool_t *pool = use_new_pool();
     int mismatches = 0, parked = 0;
     /* Every split offset (two chunks each), then random chunkings. */
     for (size_t round = 0; round <= maxlen + 200; round++) {
@@ -1353,8 +1370,7 @@ static void test_pool_interleaved(void)
     }
     CHECK_INT(mismatches, 0);
     CHECK(parked > 1000); /* the replays really happened */
-    test_pool = NULL;
-    parser_pool_free(pool);
+    drop_pool(pool);
     for (int k = 0; k < NPOOLED; k++)
         free(want[k]);
     buf_free(&restarts);
@@ -1368,7 +1384,7 @@ typedef struct park_step {
 static void run_park_steps(rec_t *r, const park_step_t *steps, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        CHECK_INT(uvx_parser_feed(r->p, steps[i].in, strlen(steps[i].in)), 0);
+        CHECK_INT(feed(r, steps[i].in), 0);
         if (steps[i].parked >= 0 && parser_is_parked(r->p) != steps[i].parked)
             tap_fail(__FILE__, __LINE__, "after \"%s\": parked %d, expected %d", steps[i].in,
                      parser_is_parked(r->p), steps[i].parked);
@@ -1410,37 +1426,35 @@ static void test_pool_parks_at_boundaries(void)
                         "<{jabber:client}iq type=\"set\"></>\n"
                         "<{" NS_STREAMS "}features><{urn:x}x></></>\n"
                         "<{jabber:client}m>&amp;</>\n<{jabber:client}a></>\nCLOSE\n";
-    parser_pool_t *pool = parser_pool_new();
-    die_if(pool == NULL);
-    test_pool = pool;
+    parser_pool_t *pool = use_new_pool();
     rec_t r;
     rec_init(&r, NULL);
     run_park_steps(&r, steps, sizeof(steps) / sizeof(*steps));
     CHECK_STR(r.log.data, canon);
-    CHECK_INT(uvx_parser_feed(r.p, "<x/>", 4), UVX_EPARSE);
+    CHECK_INT(feed(&r, "<x/>"), UVX_EPARSE);
     CHECK(parser_is_parked(r.p)); /* an error needs no context */
-    CHECK_INT(uvx_parser_feed(r.p, "<x/>", 4), UVX_EPARSE);
+    CHECK_INT(feed(&r, "<x/>"), UVX_EPARSE);
     CHECK_INT(r.errors, 1);
 
     /* A reset parks it, and the next stream starts from scratch. */
     CHECK_INT(uvx_parser_reset(r.p), 0);
     CHECK(parser_is_parked(r.p));
     const char *head = "<s xmlns='urn:s' xmlns:p='urn:p'>";
-    CHECK_INT(uvx_parser_feed(r.p, head, strlen(head)), 0);
+    CHECK_INT(feed(&r, head), 0);
     CHECK(parser_is_parked(r.p));
-    CHECK_INT(uvx_parser_feed(r.p, "<p:a/>", 6), 0);
+    CHECK_INT(feed(&r, "<p:a/>"), 0);
     CHECK_INT(uvx_parser_reset(r.p), 0);
-    CHECK_INT(uvx_parser_feed(r.p, "<s xmlns='urn:t'><p:a/>", 23), UVX_EPARSE);
+    CHECK_INT(feed(&r, "<s xmlns='urn:t'><p:a/>"), UVX_EPARSE);
     CHECK_INT(r.errors, 2);
     CHECK(strstr(r.log.data, "OPEN <{urn:s}s></>\n<{urn:p}a></>\nOPEN <{urn:t}s></>\nERROR") !=
           NULL);
     /* A stop too. */
     CHECK_INT(uvx_parser_reset(r.p), 0);
-    CHECK_INT(uvx_parser_feed(r.p, "<s><a>", 6), 0);
+    CHECK_INT(feed(&r, "<s><a>"), 0);
     CHECK(!parser_is_parked(r.p));
     uvx_parser_stop(r.p);
     CHECK(parser_is_parked(r.p));
-    CHECK_INT(uvx_parser_feed(r.p, "</a>", 4), UVX_ECLOSED);
+    CHECK_INT(feed(&r, "</a>"), UVX_ECLOSED);
     free(rec_finish(&r));
 
     /* Primed (WebSocket): parked after every message. */
@@ -1459,30 +1473,25 @@ static void test_pool_parks_at_boundaries(void)
     CHECK_INT(r.errors, 0);
     CHECK(strstr(r.log.data, "<{" NS_STREAMS "}features></>\n<{jabber:client}message>") != NULL);
     free(rec_finish(&r));
-    test_pool = NULL;
-    parser_pool_free(pool);
+    drop_pool(pool);
 }
 
 /* A context taken from a parked parser brings none of its bindings along,
  * and the parked parser gets its own back by replay. */
 static void test_pool_steal(void)
 {
-    parser_pool_t *pool = parser_pool_new();
-    die_if(pool == NULL);
-    test_pool = pool;
     rec_t a, b;
-    rec_init(&a, NULL);
-    rec_init(&b, NULL);
+    parser_pool_t *pool = pooled_pair(&a, &b);
     const char *head_a =
         "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_STREAMS "' xmlns:old='urn:old'>";
     const char *head_b = "<s xmlns='urn:s'>";
-    CHECK_INT(uvx_parser_feed(a.p, head_a, strlen(head_a)), 0);
+    CHECK_INT(feed(&a, head_a), 0);
     CHECK(parser_is_parked(a.p));
-    CHECK_INT(uvx_parser_feed(b.p, head_b, strlen(head_b)), 0); /* takes a's context */
-    CHECK_INT(uvx_parser_feed(b.p, "<old:m/>", 8), UVX_EPARSE);
+    CHECK_INT(feed(&b, head_b), 0); /* takes a's context */
+    CHECK_INT(feed(&b, "<old:m/>"), UVX_EPARSE);
     CHECK_INT(b.errors, 1);
-    CHECK_INT(uvx_parser_feed(a.p, "<old:m/><stream:x/>", 19), 0);
-    CHECK_INT(uvx_parser_feed(a.p, "<m/></stream:stream>", 20), 0);
+    CHECK_INT(feed(&a, "<old:m/><stream:x/>"), 0);
+    CHECK_INT(feed(&a, "<m/></stream:stream>"), 0);
     CHECK_INT(a.errors, 0);
     CHECK_INT(a.closes, 1);
     char *la = rec_finish(&a), *lb = rec_finish(&b);
@@ -1491,27 +1500,22 @@ static void test_pool_steal(void)
     CHECK_STR(lb, "OPEN <{urn:s}s></>\nERROR not-well-formed malformed XML\n");
     free(la);
     free(lb);
-    test_pool = NULL;
-    parser_pool_free(pool);
+    drop_pool(pool);
 }
 
 /* parser_pool_free() before the parsers: they go on working, the pool
  * goes with the last of them (checked by the sanitizers). */
 static void test_pool_freed_first(void)
 {
-    parser_pool_t *pool = parser_pool_new();
-    die_if(pool == NULL);
-    test_pool = pool;
     rec_t a, b;
-    rec_init(&a, NULL);
-    rec_init(&b, NULL);
+    parser_pool_t *pool = pooled_pair(&a, &b);
     test_pool = NULL;
-    CHECK_INT(uvx_parser_feed(a.p, STREAM_HEAD, strlen(STREAM_HEAD)), 0);
+    CHECK_INT(feed(&a, STREAM_HEAD), 0);
     parser_pool_free(pool);
-    CHECK_INT(uvx_parser_feed(b.p, STREAM_HEAD "<a/>", strlen(STREAM_HEAD) + 4), 0);
-    CHECK_INT(uvx_parser_feed(a.p, "<b/><c>", 7), 0);
+    CHECK_INT(feed(&b, STREAM_HEAD "<a/>"), 0);
+    CHECK_INT(feed(&a, "<b/><c>"), 0);
     free(rec_finish(&a));
-    CHECK_INT(uvx_parser_feed(b.p, "<d/>", 4), 0);
+    CHECK_INT(feed(&b, "<d/>"), 0);
     CHECK_INT(b.stanzas, 2);
     free(rec_finish(&b));
     /* Leaving the pool: back to a context of its own. */
@@ -1519,11 +1523,11 @@ static void test_pool_freed_first(void)
     die_if(pool == NULL);
     rec_init(&a, NULL);
     parser_set_pool(a.p, pool);
-    CHECK_INT(uvx_parser_feed(a.p, STREAM_HEAD "<a/>", strlen(STREAM_HEAD) + 4), 0);
+    CHECK_INT(feed(&a, STREAM_HEAD "<a/>"), 0);
     CHECK(parser_is_parked(a.p));
     parser_set_pool(a.p, NULL);
     parser_pool_free(pool);
-    CHECK_INT(uvx_parser_feed(a.p, "<b/>", 4), 0);
+    CHECK_INT(feed(&a, "<b/>"), 0);
     CHECK(!parser_is_parked(a.p));
     CHECK_INT(a.stanzas, 2);
     CHECK_INT(a.errors, 0);
@@ -1534,20 +1538,16 @@ static void test_pool_freed_first(void)
  * it is replaced under parked parsers without changing any event. */
 static void test_pool_many_names(void)
 {
-    parser_pool_t *pool = parser_pool_new();
-    die_if(pool == NULL);
-    test_pool = pool;
     rec_t a, b;
-    rec_init(&a, NULL);
-    rec_init(&b, NULL);
-    CHECK_INT(uvx_parser_feed(a.p, STREAM_HEAD, strlen(STREAM_HEAD)), 0);
-    CHECK_INT(uvx_parser_feed(b.p, STREAM_HEAD, strlen(STREAM_HEAD)), 0);
+    parser_pool_t *pool = pooled_pair(&a, &b);
+    CHECK_INT(feed(&a, STREAM_HEAD), 0);
+    CHECK_INT(feed(&b, STREAM_HEAD), 0);
     char in[128], want[128];
     int bad = 0;
     for (int i = 0; i < 30000; i++) {
         rec_t *r = i % 2 ? &a : &b;
         snprintf(in, sizeof(in), "<n%d xmlns:p%d='urn:%d' p%d:a%d='v'/>", i, i, i, i, i);
-        CHECK_INT(uvx_parser_feed(r->p, in, strlen(in)), 0);
+        CHECK_INT(feed(r, in), 0);
         if (!parser_is_parked(r->p))
             bad++;
         snprintf(want, sizeof(want), "<{jabber:client}n%d p%d:a%d=\"v\"></>\n", i, i, i);
@@ -1560,18 +1560,15 @@ static void test_pool_many_names(void)
     CHECK_INT(a.errors + b.errors, 0);
     free(rec_finish(&a));
     free(rec_finish(&b));
-    test_pool = NULL;
-    parser_pool_free(pool);
+    drop_pool(pool);
 }
 
 /* Runs a case of the suite above again with every parser pooled. */
 static void run_pooled(const char *name, void (*fn)(void))
 {
-    test_pool = parser_pool_new();
-    die_if(test_pool == NULL);
+    parser_pool_t *pool = use_new_pool();
     tap_run(name, fn);
-    parser_pool_free(test_pool);
-    test_pool = NULL;
+    drop_pool(pool);
 }
 
 /* ---- API misuse ------------------------------------------------------------------------------ */

@@ -27,10 +27,18 @@
 #include "tap.h"
 #include "uvxmpp.h"
 
+#define SERVICE_LEN 64
+
 static test_server_t srv;
 static char cafile[512];
-static char tls_service[64];
-static char c2s_service[64];
+static char tls_service[SERVICE_LEN];
+static char c2s_service[SERVICE_LEN];
+
+/* "SCHEME://127.0.0.1:PORT" into service[SERVICE_LEN]. */
+static void local_service(char *service, const char *scheme, int port)
+{
+    snprintf(service, SERVICE_LEN, "%s://127.0.0.1:%d", scheme, port);
+}
 
 typedef struct tenv {
     uv_loop_t loop;
@@ -57,10 +65,12 @@ static void env_done(tenv_t *e)
     CHECK_INT(loop_finish(&e->loop), 0);
 }
 
-static void opts_base(uvx_conn_options_t *o)
+/* `ca` NULL: the system bundle, which does not know the test CAs. */
+static void opts_base(uvx_conn_options_t *o, const char *ca)
 {
     uvx_conn_options_init(o);
     o->allow_plain = 1; /* PLAIN is fine inside TLS anyway */
+    o->tls_cafile = ca;
 }
 
 static int run_login(tenv_t *e, const char *service, const uvx_conn_options_t *o)
@@ -74,30 +84,56 @@ static int run_login(tenv_t *e, const char *service, const uvx_conn_options_t *o
     return done;
 }
 
-static void test_direct_tls_with_ca(void)
+/* run_login() that must end DISCONNECTED, never CONNECTED: the CONNFAIL
+ * condition (a static copy; "(none)" when there was none). */
+static const char *login_fails(tenv_t *e, const char *service, const uvx_conn_options_t *o)
+{
+    static char cond[96];
+    CHECK(run_login(e, service, o));
+    CHECK(run_until(&e->loop, &e->c.disconnected, 1, 5000)); /* no hang */
+    CHECK(!e->c.connected);
+    const char *c = tclient_condition(&e->c, UVX_STATUS_CONNFAIL);
+    snprintf(cond, sizeof(cond), "%s", c ? c : "(none)");
+    return cond;
+}
+
+/* A whole case: alice logs in to the real server at `service` over a
+ * stream as `secure` as said. */
+static void real_login_works(const char *service, const uvx_conn_options_t *o, int secure)
 {
     tenv_t e;
-    uvx_conn_options_t o;
     env_init(&e);
-    opts_base(&o);
-    o.tls_cafile = cafile;
-    CHECK(run_login(&e, tls_service, &o));
+    CHECK(run_login(&e, service, o));
     CHECK(e.c.connected);
-    CHECK(strncmp(uvx_conn_jid(e.c.conn), "alice@localhost/", 16) == 0);
+    const char *jid = uvx_conn_jid(e.c.conn);
+    CHECK(jid && strncmp(jid, "alice@localhost/", 16) == 0);
+    CHECK_INT(uvx_conn_secure(e.c.conn) != 0, secure);
     env_done(&e);
+}
+
+/* A whole case: alice's login to the real server at `service` fails with
+ * CONNFAIL `condition`. */
+static void real_login_fails(const char *service, const uvx_conn_options_t *o,
+                             const char *condition)
+{
+    tenv_t e;
+    env_init(&e);
+    CHECK_STR(login_fails(&e, service, o), condition);
+    env_done(&e);
+}
+
+static void test_direct_tls_with_ca(void)
+{
+    uvx_conn_options_t o;
+    opts_base(&o, cafile);
+    real_login_works(tls_service, &o, 1);
 }
 
 static void test_direct_tls_untrusted(void)
 {
-    tenv_t e;
     uvx_conn_options_t o;
-    env_init(&e);
-    opts_base(&o); /* the system bundle does not know the test CA */
-    CHECK(run_login(&e, tls_service, &o));
-    CHECK(!e.c.connected);
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "tls-cert-invalid");
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    env_done(&e);
+    opts_base(&o, NULL);
+    real_login_fails(tls_service, &o, "tls-cert-invalid");
 }
 
 typedef struct seen_cert {
@@ -133,7 +169,7 @@ static void test_verify_callback(void)
         seen_cert_t seen = {0};
         seen.accept = accept;
         env_init(&e);
-        opts_base(&o);
+        opts_base(&o, NULL);
         o.tls_verify_cb = verify_cb;
         o.tls_verify_ud = &seen;
         CHECK(run_login(&e, tls_service, &o));
@@ -149,26 +185,17 @@ static void test_verify_callback(void)
 
 static void test_insecure_option(void)
 {
-    tenv_t e;
     uvx_conn_options_t o;
-    env_init(&e);
-    opts_base(&o);
+    opts_base(&o, NULL);
     o.tls_insecure = 1;
-    CHECK(run_login(&e, tls_service, &o));
-    CHECK(e.c.connected);
-    env_done(&e);
+    real_login_works(tls_service, &o, 1);
 }
 
 static void test_bad_cafile(void)
 {
-    tenv_t e;
     uvx_conn_options_t o;
-    env_init(&e);
-    opts_base(&o);
-    o.tls_cafile = "/nonexistent/ca.pem";
-    CHECK(run_login(&e, tls_service, &o));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "tls-bad-ca");
-    env_done(&e);
+    opts_base(&o, "/nonexistent/ca.pem");
+    real_login_fails(tls_service, &o, "tls-bad-ca");
 }
 
 /* messages flow inside TLS: a second client over TLS exchanges with the first */
@@ -186,8 +213,7 @@ static void test_messages_over_tls(void)
     tclient_t bob;
     uvx_conn_options_t o;
     env_init(&e);
-    opts_base(&o);
-    o.tls_cafile = cafile;
+    opts_base(&o, cafile);
     CHECK(run_login(&e, tls_service, &o));
     CHECK_INT(tclient_init(&bob, e.ctx, tls_service, &o), 0);
     CHECK_INT(tclient_connect(&bob, "bob@localhost/tls", "bobpass"), 0);
@@ -212,60 +238,60 @@ static void test_messages_over_tls(void)
 /* STARTTLS on the c2s port (tcp://): TLS is negotiated whenever offered. */
 static void test_starttls(void)
 {
-    tenv_t e;
     uvx_conn_options_t o;
-    env_init(&e);
-    opts_base(&o);
-    o.tls_cafile = cafile;
-    CHECK(run_login(&e, c2s_service, &o));
-    CHECK(e.c.connected);
-    CHECK(uvx_conn_secure(e.c.conn));
-    env_done(&e);
+    opts_base(&o, cafile);
+    real_login_works(c2s_service, &o, 1);
 }
 
 static void test_starttls_untrusted(void)
 {
-    tenv_t e;
     uvx_conn_options_t o;
-    env_init(&e);
-    opts_base(&o);
-    CHECK(run_login(&e, c2s_service, &o));
-    CHECK(!e.c.connected);
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "tls-cert-invalid");
-    env_done(&e);
+    opts_base(&o, NULL);
+    real_login_fails(c2s_service, &o, "tls-cert-invalid");
 }
 
 /* tls_disabled + allow_plain: a clear stream on purpose */
 static void test_tls_disabled(void)
 {
-    tenv_t e;
     uvx_conn_options_t o;
-    env_init(&e);
-    opts_base(&o);
+    opts_base(&o, NULL);
     o.tls_disabled = 1;
-    CHECK(run_login(&e, c2s_service, &o));
-    CHECK(e.c.connected);
-    CHECK(!uvx_conn_secure(e.c.conn));
+    real_login_works(c2s_service, &o, 0);
+}
+
+/* Logs in against the scripted peer `steps` at SCHEME://: the CONNFAIL
+ * condition (static copy). */
+static const char *fake_peer_refuses(const fake_step_t *steps, const char *scheme,
+                                     const uvx_conn_options_t *o)
+{
+    tenv_t e;
+    int port;
+    char service[SERVICE_LEN];
+    env_init(&e);
+    fake_server_t *fs = fake_server_start(&e.loop, steps, &port);
+    local_service(service, scheme, port);
+    const char *cond = login_fails(&e, service, o);
+    CHECK(strstr(fake_server_received(fs), "<auth") == NULL); /* no credentials in the clear */
+    fake_server_stop(fs);
     env_done(&e);
+    return cond;
 }
 
 static void fake_case(const fake_step_t *steps, int allow_plain, const char *condition)
 {
-    tenv_t e;
-    int port;
-    env_init(&e);
-    fake_server_t *fs = fake_server_start(&e.loop, steps, &port);
-    char service[64];
-    snprintf(service, sizeof(service), "tcp://127.0.0.1:%d", port);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o);
     o.allow_plain = allow_plain;
-    CHECK(run_login(&e, service, &o));
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), condition);
-    CHECK(strstr(fake_server_received(fs), "<auth") == NULL); /* no credentials in the clear */
-    fake_server_stop(fs);
-    env_done(&e);
+    CHECK_STR(fake_peer_refuses(steps, "tcp", &o), condition);
+}
+
+/* The same over direct TLS, any certificate accepted. */
+static const char *fake_tls_peer_refuses(const fake_step_t *steps)
+{
+    uvx_conn_options_t o;
+    opts_base(&o, NULL);
+    o.tls_insecure = 1;
+    return fake_peer_refuses(steps, "xmpps", &o);
 }
 
 static void test_no_starttls_offered(void)
@@ -297,21 +323,7 @@ static void test_garbage_handshake(void)
         {NULL, "HTTP/1.1 400 Bad Request\r\n\r\n", 0},
         {NULL, NULL, 0},
     };
-    tenv_t e;
-    int port;
-    env_init(&e);
-    fake_server_t *fs = fake_server_start(&e.loop, steps, &port);
-    char service[64];
-    snprintf(service, sizeof(service), "xmpps://127.0.0.1:%d", port);
-    uvx_conn_options_t o;
-    opts_base(&o);
-    o.tls_insecure = 1;
-    CHECK(run_login(&e, service, &o));
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    const char *cond = tclient_condition(&e.c, UVX_STATUS_CONNFAIL);
-    CHECK(cond && strncmp(cond, "tls-", 4) == 0);
-    fake_server_stop(fs);
-    env_done(&e);
+    CHECK(strncmp(fake_tls_peer_refuses(steps), "tls-", 4) == 0);
 }
 
 /* A peer that hangs up in the middle of the handshake. */
@@ -321,20 +333,7 @@ static void test_dropped_handshake(void)
         {NULL, NULL, 1},
         {NULL, NULL, 0},
     };
-    tenv_t e;
-    int port;
-    env_init(&e);
-    fake_server_t *fs = fake_server_start(&e.loop, steps, &port);
-    char service[64];
-    snprintf(service, sizeof(service), "xmpps://127.0.0.1:%d", port);
-    uvx_conn_options_t o;
-    opts_base(&o);
-    o.tls_insecure = 1;
-    CHECK(run_login(&e, service, &o));
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000));
-    CHECK_STR(tclient_condition(&e.c, UVX_STATUS_CONNFAIL), "tls-handshake-failed");
-    fake_server_stop(fs);
-    env_done(&e);
+    CHECK_STR(fake_tls_peer_refuses(steps), "tls-handshake-failed");
 }
 
 /* ---- a scripted TLS server ---- */
@@ -648,7 +647,9 @@ static void tf_on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)f->client, tf_alloc, tf_on_read);
 }
 
-static tls_fake_t *tf_start(uv_loop_t *loop, tf_mode_t mode, const fake_step_t *steps, int *port)
+/* Starts a scripted TLS peer; its xmpps:// address goes to service[SERVICE_LEN]. */
+static tls_fake_t *tf_start(uv_loop_t *loop, tf_mode_t mode, const fake_step_t *steps,
+                            char *service)
 {
     tls_fake_t *f = calloc(1, sizeof(*f));
     struct sockaddr_in addr;
@@ -664,7 +665,7 @@ static tls_fake_t *tf_start(uv_loop_t *loop, tf_mode_t mode, const fake_step_t *
     uv_tcp_bind(&f->listener, (const struct sockaddr *)&addr, 0);
     uv_listen((uv_stream_t *)&f->listener, 8, tf_on_connection);
     uv_tcp_getsockname(&f->listener, (struct sockaddr *)&bound, &namelen);
-    *port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    local_service(service, "xmpps", ntohs(((struct sockaddr_in *)&bound)->sin_port));
     return f;
 }
 
@@ -682,21 +683,13 @@ static void tf_stop(tls_fake_t *f)
 static const char *broken_handshake(tf_mode_t mode)
 {
     static const fake_step_t none[] = {{NULL, NULL, 0}};
-    static char cond[96];
     tenv_t e;
-    int port;
+    char service[SERVICE_LEN];
     env_init(&e);
-    tls_fake_t *f = tf_start(&e.loop, mode, none, &port);
-    char service[64];
-    snprintf(service, sizeof(service), "xmpps://127.0.0.1:%d", port);
+    tls_fake_t *f = tf_start(&e.loop, mode, none, service);
     uvx_conn_options_t o;
-    opts_base(&o);
-    o.tls_cafile = srv_crt;
-    CHECK(run_login(&e, service, &o));
-    CHECK(run_until(&e.loop, &e.c.disconnected, 1, 5000)); /* no hang */
-    const char *c = tclient_condition(&e.c, UVX_STATUS_CONNFAIL);
-    snprintf(cond, sizeof(cond), "%s", c ? c : "(none)");
-    CHECK(!e.c.connected);
+    opts_base(&o, srv_crt);
+    const char *cond = login_fails(&e, service, &o);
     tf_stop(f);
     env_done(&e);
     return cond;
@@ -780,20 +773,16 @@ static void cb_exchange(const cb_case_t *cc, char *auth, char *response, size_t 
     };
     static fake_step_t kept[4];
     memcpy(kept, steps, sizeof(kept));
-    int port;
+    char service[SERVICE_LEN];
     env_init(e);
-    tls_fake_t *f = tf_start(&e->loop, TF_TLS, kept, &port);
+    tls_fake_t *f = tf_start(&e->loop, TF_TLS, kept, service);
     CHECK_INT(sasl_ctx_set_test_nonce(e->ctx, CB_NONCE), 0);
-    char service[64];
-    snprintf(service, sizeof(service), "xmpps://127.0.0.1:%d", port);
     const char *only[] = {"SCRAM-SHA-1-PLUS", cc->plain_too ? "SCRAM-SHA-1" : NULL, NULL};
     uvx_conn_options_t o;
-    opts_base(&o);
-    o.tls_cafile = srv_crt;
+    opts_base(&o, srv_crt);
     o.tls_channel_binding = cc->forced;
     o.mechanisms = only;
-    CHECK(run_login(e, service, &o));
-    CHECK(run_until(&e->loop, &e->c.disconnected, 1, 5000));
+    login_fails(e, service, &o); /* the script refuses the client-final message */
     auth[0] = response[0] = '\0';
     CHECK(sasl_payload(f->plain, "auth", auth, cap));
     if (strstr(f->plain, "</response>"))
@@ -902,11 +891,9 @@ static void external_login(int with_cert)
         {NULL, NULL, 0},
     };
     tenv_t e;
-    int port;
+    char service[SERVICE_LEN];
     env_init(&e);
-    tls_fake_t *f = tf_start(&e.loop, TF_TLS, steps, &port);
-    char service[64];
-    snprintf(service, sizeof(service), "xmpps://127.0.0.1:%d", port);
+    tls_fake_t *f = tf_start(&e.loop, TF_TLS, steps, service);
     uvx_conn_options_t o;
     uvx_conn_options_init(&o); /* no allow_plain: EXTERNAL needs none */
     o.tls_cafile = srv_crt;
@@ -940,17 +927,13 @@ static int wrong_host_name(int scripted)
     uvx_conn_options_t o;
     seen_cert_t seen = {0};
     tls_fake_t *f = NULL;
-    char service[64];
-    int port;
+    char service[SERVICE_LEN];
     env_init(&e);
-    opts_base(&o);
-    if (scripted) {
-        f = tf_start(&e.loop, TF_TLS, none, &port);
-        snprintf(service, sizeof(service), "xmpps://127.0.0.1:%d", port);
-    } else {
+    opts_base(&o, scripted ? srv_crt : cafile);
+    if (scripted)
+        f = tf_start(&e.loop, TF_TLS, none, service);
+    else
         snprintf(service, sizeof(service), "%s", tls_service);
-    }
-    o.tls_cafile = scripted ? srv_crt : cafile;
     o.tls_verify_cb = verify_cb;
     o.tls_verify_ud = &seen;
     CHECK_INT(tclient_init(&e.c, e.ctx, service, &o), 0);
@@ -1022,8 +1005,7 @@ static int real_cb_login(const char *type, cb_login_t *l)
     const char *only[] = {"SCRAM-SHA-256-PLUS", NULL};
     memset(l, 0, sizeof(*l));
     env_init(&e);
-    opts_base(&o);
-    o.tls_cafile = cafile;
+    opts_base(&o, cafile);
     o.tls_channel_binding = type;
     o.mechanisms = only;
     CHECK_INT(tclient_init(&e.c, e.ctx, tls_service, &o), 0);
@@ -1090,8 +1072,8 @@ int main(int argc, char **argv)
         return tap_done();
     }
     test_server_cert_path(&srv, cafile, sizeof(cafile));
-    snprintf(tls_service, sizeof(tls_service), "xmpps://127.0.0.1:%d", srv.tls_port);
-    snprintf(c2s_service, sizeof(c2s_service), "tcp://127.0.0.1:%d", srv.c2s_port);
+    local_service(tls_service, "xmpps", srv.tls_port);
+    local_service(c2s_service, "tcp", srv.c2s_port);
     tap_run("STARTTLS with the server's CA", test_starttls);
     tap_run("STARTTLS, unknown CA -> CONNFAIL tls-cert-invalid", test_starttls_untrusted);
     tap_run("tls_disabled: a clear stream on purpose", test_tls_disabled);
